@@ -1,0 +1,43 @@
+//! Builds the Kubernetes client the way kubectl finds its configuration.
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::config::KubeArgs;
+use crate::Error;
+
+/// `--kubeconfig` / `--context` when given, else `$KUBECONFIG`, `~/.kube/config`, then the
+/// in-cluster service account (kube's `Config::infer`).
+pub async fn kube_client(args: &KubeArgs) -> Result<Client, Error> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let config = match (&args.kubeconfig, &args.context) {
+        (Some(path), _) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| Error::Kube(format!("--kubeconfig {}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| Error::Kube(context_hint(e.to_string(), args)))?
+        }
+        (None, Some(_)) => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| Error::Kube(context_hint(e.to_string(), args)))?,
+        (None, None) => Config::infer().await.map_err(|e| {
+            Error::Kube(format!(
+                "{e}; set --kubeconfig or $KUBECONFIG, or run in a pod with a service account"
+            ))
+        })?,
+    };
+    Client::try_from(config).map_err(|e| Error::Kube(format!("cannot build the client: {e}")))
+}
+
+fn context_hint(error: String, args: &KubeArgs) -> String {
+    match &args.context {
+        Some(context) => format!(
+            "{error} (context {context:?}; list the contexts with `kubectl config get-contexts`)"
+        ),
+        None => error,
+    }
+}

@@ -1,0 +1,342 @@
+//! Command-line flags (clap derive). Each OpenTelemetry setting also reads its standard
+//! environment variable; a flag always wins over the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::export::ExportConfig;
+use crate::watch::WatchConfig;
+use crate::Error;
+
+/// The default OTLP/gRPC endpoint, as the OpenTelemetry specification sets it.
+pub const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4317";
+/// The default export interval: one Prometheus scrape interval's worth, and what the
+/// alert rules' `for` durations assume.
+pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(15);
+/// The default OTLP request timeout (the OpenTelemetry specification's default).
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Series per metric before the SDK folds the rest into an overflow series. The SDK's
+/// default is 2,000; this fits 65,536 SeiNodes, with room above the 50,000 we test.
+pub const DEFAULT_MAX_SERIES: usize = 65_536;
+
+/// Watches SeiNode sidecar-TLS readiness and exports it as OpenTelemetry metrics (OTLP/gRPC).
+#[derive(Debug, Parser)]
+#[command(name = "seinode-tls-watcher", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List SeiNodes once, print their TLS readiness as a table, and exit 1 if any in-scope
+    /// SeiNode is not ready (2 on error).
+    Check(CheckArgs),
+}
+
+/// How to reach the API server, as kubectl finds it.
+#[derive(Debug, Clone, Args)]
+pub struct KubeArgs {
+    /// Path to a kubeconfig file. Default: $KUBECONFIG, ~/.kube/config, or the in-cluster
+    /// service account.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use. Default: the current context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+/// Which SeiNodes to watch.
+#[derive(Debug, Clone, Args)]
+pub struct ScopeArgs {
+    /// Watch only this namespace; repeat for several. Default: all namespaces.
+    #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
+    /// Watch only SeiNodes matching this label selector (as kubectl -l).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub label_selector: Option<String>,
+}
+
+impl ScopeArgs {
+    pub fn watch_config(&self) -> WatchConfig {
+        WatchConfig {
+            namespaces: self.namespaces.clone(),
+            label_selector: self.label_selector.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Flags of the watcher itself.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+
+    /// OTLP/gRPC endpoint of the collector. Default: $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    /// then $OTEL_EXPORTER_OTLP_ENDPOINT, then http://localhost:4317. Use https:// for TLS.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Periodic export interval, e.g. 15s. Default: $OTEL_METRIC_EXPORT_INTERVAL
+    /// (milliseconds), then 15s. Changes are also exported within a second.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub export_interval: Option<Duration>,
+    /// Timeout of one export. Default: $OTEL_EXPORTER_OTLP_METRICS_TIMEOUT or
+    /// $OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds), then 10s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub export_timeout: Option<Duration>,
+    /// PEM CA bundle that signs the collector's certificate. Default:
+    /// $OTEL_EXPORTER_OTLP_CERTIFICATE, else the system roots.
+    #[arg(long, value_name = "PATH", env = "OTEL_EXPORTER_OTLP_CERTIFICATE")]
+    pub otlp_ca_file: Option<PathBuf>,
+    /// PEM client certificate for mTLS to the collector ($OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+    )]
+    pub otlp_client_cert_file: Option<PathBuf>,
+    /// PEM private key for mTLS to the collector ($OTEL_EXPORTER_OTLP_CLIENT_KEY).
+    #[arg(long, value_name = "PATH", env = "OTEL_EXPORTER_OTLP_CLIENT_KEY")]
+    pub otlp_client_key_file: Option<PathBuf>,
+    /// `service.name` resource attribute (becomes the `job` label in Prometheus).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "OTEL_SERVICE_NAME",
+        default_value = "seinode-tls-watcher"
+    )]
+    pub service_name: String,
+    /// `service.instance.id` resource attribute (the `instance` label). Default: $POD_NAME
+    /// (set it from the downward API), else the host name.
+    #[arg(long, value_name = "ID", env = "POD_NAME")]
+    pub instance_id: Option<String>,
+    /// `k8s.cluster.name` resource attribute; the collector turns it into a `cluster` label.
+    #[arg(long, value_name = "NAME", env = "K8S_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Most series per metric before the OpenTelemetry SDK folds the rest into one
+    /// overflow series (the SDK's own default is 2,000).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SERIES)]
+    pub max_series: usize,
+    /// On shutdown, do not send staleness markers for the exported SeiNode series (they
+    /// then linger in Prometheus for its 5-minute lookback).
+    #[arg(long)]
+    pub keep_series_on_shutdown: bool,
+    /// Address of the admin HTTP server (/livez, /readyz).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub admin_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, as RUST_LOG (e.g. `info`, `seinode_tls_watcher=debug`). Default: $RUST_LOG, then info.
+    #[arg(long, value_name = "FILTER")]
+    pub log_filter: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 15s, 500ms, 1m)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// Reads an OpenTelemetry duration variable (milliseconds) from the first of `vars` set.
+fn env_millis(
+    env: &dyn Fn(&str) -> Option<String>,
+    vars: &[&str],
+) -> Result<Option<Duration>, Error> {
+    for var in vars {
+        if let Some(text) = env(var).filter(|t| !t.trim().is_empty()) {
+            return match text.trim().parse::<u64>() {
+                Ok(0) | Err(_) => Err(Error::Config(format!(
+                    "{var}={text:?} is not a positive number of milliseconds (e.g. 15000)"
+                ))),
+                Ok(ms) => Ok(Some(Duration::from_millis(ms))),
+            };
+        }
+    }
+    Ok(None)
+}
+
+impl RunArgs {
+    /// Resolves the export settings: flag, then environment (read through `env`), then default.
+    pub fn export_config(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ExportConfig, Error> {
+        let endpoint = self
+            .otlp_endpoint
+            .clone()
+            .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .filter(|e| !e.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_OTLP_ENDPOINT.to_owned());
+        let interval = match self.export_interval {
+            Some(d) => d,
+            None => env_millis(env, &["OTEL_METRIC_EXPORT_INTERVAL"])?
+                .unwrap_or(DEFAULT_EXPORT_INTERVAL),
+        };
+        let timeout = match self.export_timeout {
+            Some(d) => d,
+            None => env_millis(
+                env,
+                &[
+                    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+                    "OTEL_EXPORTER_OTLP_TIMEOUT",
+                ],
+            )?
+            .unwrap_or(DEFAULT_EXPORT_TIMEOUT),
+        };
+        if self.max_series < 2 {
+            return Err(Error::Config("--max-series must be at least 2".into()));
+        }
+        Ok(ExportConfig {
+            endpoint: endpoint.trim().to_owned(),
+            interval,
+            timeout,
+            ca_file: self.otlp_ca_file.clone(),
+            client_cert_file: self.otlp_client_cert_file.clone(),
+            client_key_file: self.otlp_client_key_file.clone(),
+            max_series_per_metric: self.max_series,
+            stale_on_shutdown: !self.keep_series_on_shutdown,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::collections::HashMap;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("seinode-tls-watcher").chain(args.iter().copied()))
+            .unwrap()
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn endpoint_precedence_flag_then_metrics_env_then_generic_env() {
+        let env = env_of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4317"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:4317"),
+        ]);
+        assert_eq!(
+            parse(&[]).run.export_config(&env).unwrap().endpoint,
+            "http://metrics:4317"
+        );
+        assert_eq!(
+            parse(&["--otlp-endpoint", "http://flag:4317"])
+                .run
+                .export_config(&env)
+                .unwrap()
+                .endpoint,
+            "http://flag:4317"
+        );
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4317")]);
+        assert_eq!(
+            parse(&[]).run.export_config(&env).unwrap().endpoint,
+            "http://generic:4317"
+        );
+        assert_eq!(
+            parse(&[]).run.export_config(&env_of(&[])).unwrap().endpoint,
+            DEFAULT_OTLP_ENDPOINT
+        );
+    }
+
+    #[test]
+    fn interval_from_env_in_millis_and_flag_wins() {
+        let env = env_of(&[("OTEL_METRIC_EXPORT_INTERVAL", "5000")]);
+        assert_eq!(
+            parse(&[]).run.export_config(&env).unwrap().interval,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            parse(&["--export-interval", "2s"])
+                .run
+                .export_config(&env)
+                .unwrap()
+                .interval,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            parse(&[]).run.export_config(&env_of(&[])).unwrap().interval,
+            DEFAULT_EXPORT_INTERVAL
+        );
+        let err = parse(&[])
+            .run
+            .export_config(&env_of(&[("OTEL_METRIC_EXPORT_INTERVAL", "15s")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "OTEL_METRIC_EXPORT_INTERVAL=\"15s\" is not a positive number of milliseconds"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_rejected_with_a_hint() {
+        let err = Cli::try_parse_from(["x", "--export-interval", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("e.g. 15s"), "{err}");
+        assert!(Cli::try_parse_from(["x", "--export-interval", "0s"]).is_err());
+    }
+
+    #[test]
+    fn check_takes_scope_and_kube_flags() {
+        let cli = parse(&[
+            "check",
+            "-n",
+            "a",
+            "-n",
+            "b",
+            "-l",
+            "app=x",
+            "--context",
+            "c",
+        ]);
+        let Some(Command::Check(args)) = cli.command else {
+            panic!("not check")
+        };
+        assert_eq!(args.scope.namespaces, vec!["a", "b"]);
+        assert_eq!(args.kube.context.as_deref(), Some("c"));
+    }
+}

@@ -1,0 +1,38 @@
+//! The binary: parse flags, set up logging, call the library. Nothing else lives here.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use seinode_tls_watcher::config::{Cli, Command, LogFormat};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check(args)) => {
+            seinode_tls_watcher::telemetry::init_logging(LogFormat::Text, Some("warn"));
+            match seinode_tls_watcher::check(args).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        None => {
+            let args = cli.run;
+            seinode_tls_watcher::telemetry::init_logging(
+                args.log_format,
+                args.log_filter.as_deref(),
+            );
+            match seinode_tls_watcher::run(args, seinode_tls_watcher::shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(kind = e.kind(), "{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

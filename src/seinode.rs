@@ -1,0 +1,425 @@
+//! The narrow view of a `SeiNode` that the watcher reads, and the pure function that turns
+//! one object into a readiness [`Verdict`].
+//!
+//! ```text
+//!   SeiNode JSON (any shape)  --decode_verdict-->  Ok(Some(Verdict))   in scope
+//!                                                  Ok(None)            out of scope (no TLS, no condition)
+//!                                                  Err(DecodeError)    malformed: logged, counted, skipped
+//! ```
+//!
+//! Only `spec.sidecar.tls`, `status.conditions` and `status.sidecarTLS` are read; every other
+//! field is ignored, so new upstream fields never break the watcher. Conditions are read one
+//! by one: a malformed condition of *another* type does not make this object malformed.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The condition type published by sei-k8s-controller for the sidecar's TLS Secret.
+pub const CONDITION_TYPE: &str = "SidecarTLSSecretReady";
+
+/// The reason reported when an in-scope SeiNode has no `SidecarTLSSecretReady` condition yet
+/// (the controller has not reconciled it, or is not running).
+pub const REASON_CONDITION_MISSING: &str = "ConditionMissing";
+
+/// The reason reported when the controller wrote a reason that is not a valid
+/// `metav1.Condition` reason token; the raw text is logged, never put in a label.
+pub const REASON_INVALID: &str = "InvalidReason";
+
+/// The longest reason kept as a label value. metav1 allows 1024 characters; real reasons are
+/// short CamelCase words, so anything longer is treated as invalid to keep labels small.
+pub const MAX_REASON_LEN: usize = 128;
+
+/// The status of the condition, as `metav1.ConditionStatus`; a missing condition is `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// Every status, in the order used for per-status self-metrics.
+    pub const ALL: [ConditionStatus; 3] = [Self::True, Self::False, Self::Unknown];
+
+    /// The label value, spelled as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    /// The value of `seinode_sidecar_tls_secret_ready`: 1 for True, 0 for False, and no
+    /// sample at all for Unknown, so that an unreconciled node never pages as broken.
+    pub fn ready_value(self) -> Option<u64> {
+        match self {
+            Self::True => Some(1),
+            Self::False => Some(0),
+            Self::Unknown => None,
+        }
+    }
+}
+
+/// What the watcher keeps about one in-scope SeiNode: three small fields, not the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict<R = String> {
+    /// The condition's status (Unknown when the condition is missing).
+    pub status: ConditionStatus,
+    /// The condition's reason, or [`REASON_CONDITION_MISSING`] / [`REASON_INVALID`].
+    pub reason: R,
+    /// `lastTransitionTime` as Unix seconds: when the condition entered its current status.
+    pub since: Option<i64>,
+}
+
+/// Why one object could not be turned into a verdict. The text goes to the log line,
+/// never into a metric label; [`DecodeError::kind`] is the bounded label.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("status.conditions is not a list (found {found})")]
+    ConditionsNotAList { found: &'static str },
+    #[error("spec.sidecar.tls is not an object (found {found})")]
+    TlsNotAnObject { found: &'static str },
+    #[error("condition {CONDITION_TYPE} has no status")]
+    MissingStatus,
+    #[error("condition {CONDITION_TYPE} has status {0:?}; want \"True\", \"False\" or \"Unknown\" (case-sensitive)")]
+    InvalidStatus(String),
+    #[error("condition {CONDITION_TYPE} has lastTransitionTime {0:?}, not an RFC 3339 time")]
+    InvalidTransitionTime(String),
+    #[error("condition {CONDITION_TYPE} field {field} has the wrong type: {detail}")]
+    WrongType { field: &'static str, detail: String },
+}
+
+impl DecodeError {
+    /// A fixed, bounded label value for the decode-error counter.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ConditionsNotAList { .. } => "conditions_not_a_list",
+            Self::TlsNotAnObject { .. } => "tls_not_an_object",
+            Self::MissingStatus => "missing_status",
+            Self::InvalidStatus(_) => "invalid_status",
+            Self::InvalidTransitionTime(_) => "invalid_transition_time",
+            Self::WrongType { .. } => "wrong_type",
+        }
+    }
+}
+
+/// The one condition the watcher reads; every field optional so that a missing field is
+/// reported precisely rather than as a generic serde error.
+#[derive(Deserialize)]
+struct ConditionView {
+    status: Option<String>,
+    reason: Option<String>,
+    #[serde(rename = "lastTransitionTime")]
+    last_transition_time: Option<String>,
+}
+
+/// Decodes the readiness verdict of one SeiNode from its JSON (the whole object, or at least
+/// its `spec` and `status`). Pure: no I/O, no clock.
+///
+/// In scope when `spec.sidecar.tls` is set or the condition exists. The first condition of
+/// type [`CONDITION_TYPE`] wins, as `meta.FindStatusCondition` does in Go.
+pub fn decode_verdict(object: &Value) -> Result<Option<Verdict>, DecodeError> {
+    let tls = object.pointer("/spec/sidecar/tls");
+    let tls_enabled = match tls {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(_)) => true,
+        Some(other) => {
+            return Err(DecodeError::TlsNotAnObject {
+                found: json_type(other),
+            })
+        }
+    };
+    let condition = match object.pointer("/status/conditions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(conditions)) => conditions
+            .iter()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(CONDITION_TYPE)),
+        Some(other) => {
+            return Err(DecodeError::ConditionsNotAList {
+                found: json_type(other),
+            })
+        }
+    };
+    let Some(condition) = condition else {
+        return Ok(tls_enabled.then(|| Verdict {
+            status: ConditionStatus::Unknown,
+            reason: REASON_CONDITION_MISSING.to_owned(),
+            since: None,
+        }));
+    };
+    let view = ConditionView::deserialize(condition).map_err(|e| DecodeError::WrongType {
+        field: wrong_field(condition),
+        detail: e.to_string(),
+    })?;
+    let status = match view.status.as_deref() {
+        None => return Err(DecodeError::MissingStatus),
+        Some("True") => ConditionStatus::True,
+        Some("False") => ConditionStatus::False,
+        Some("Unknown") => ConditionStatus::Unknown,
+        Some(other) => return Err(DecodeError::InvalidStatus(truncate(other))),
+    };
+    let since = match view.last_transition_time.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<jiff::Timestamp>()
+                .map_err(|_| DecodeError::InvalidTransitionTime(truncate(text)))?
+                .as_second(),
+        ),
+    };
+    let reason = match view.reason {
+        Some(reason) if is_valid_reason(&reason) => reason,
+        // metav1 requires a reason; an empty one is as good as unknown.
+        Some(reason) if reason.is_empty() => "Unknown".to_owned(),
+        None => "Unknown".to_owned(),
+        Some(_) => REASON_INVALID.to_owned(),
+    };
+    Ok(Some(Verdict {
+        status,
+        reason,
+        since,
+    }))
+}
+
+/// Whether `reason` is a `metav1.Condition` reason token (`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`)
+/// short enough to be a label value.
+pub fn is_valid_reason(reason: &str) -> bool {
+    let bytes = reason.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    bytes.len() <= MAX_REASON_LEN
+        && first.is_ascii_alphabetic()
+        && (last.is_ascii_alphanumeric() || *last == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b',' | b':'))
+}
+
+/// The first field of the condition whose JSON type is not a string, for the error message.
+fn wrong_field(condition: &Value) -> &'static str {
+    ["status", "reason", "lastTransitionTime"]
+        .into_iter()
+        .find(|f| matches!(condition.get(*f), Some(v) if !v.is_string() && !v.is_null()))
+        .unwrap_or("condition")
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Bad input is echoed in log lines; keep it to one short line.
+fn truncate(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(tls: Value, conditions: Value) -> Value {
+        json!({
+            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+            "metadata": {"name": "n", "namespace": "ns"},
+            "spec": {"chainId": "pacific-1", "sidecar": {"tls": tls}},
+            "status": {"phase": "Running", "conditions": conditions},
+        })
+    }
+
+    fn cond(status: &str, reason: &str) -> Value {
+        json!({"type": CONDITION_TYPE, "status": status, "reason": reason,
+               "lastTransitionTime": "2026-11-30T10:00:00Z", "message": "m", "observedGeneration": 3})
+    }
+
+    fn verdict(status: ConditionStatus, reason: &str, since: Option<i64>) -> Option<Verdict> {
+        Some(Verdict {
+            status,
+            reason: reason.to_owned(),
+            since,
+        })
+    }
+
+    const T: i64 = 1_796_032_800; // 2026-11-30T10:00:00Z
+
+    #[test]
+    fn readiness_mapping_table() {
+        use ConditionStatus::*;
+        let tls = json!({"secretName": "s"});
+        let cases: Vec<(&str, Value, Result<Option<Verdict>, DecodeError>)> = vec![
+            (
+                "true",
+                node(tls.clone(), json!([cond("True", "TLSSecretReady")])),
+                Ok(verdict(True, "TLSSecretReady", Some(T))),
+            ),
+            (
+                "not found",
+                node(tls.clone(), json!([cond("False", "TLSSecretNotFound")])),
+                Ok(verdict(False, "TLSSecretNotFound", Some(T))),
+            ),
+            (
+                "unavailable",
+                node(tls.clone(), json!([cond("False", "TLSSecretUnavailable")])),
+                Ok(verdict(False, "TLSSecretUnavailable", Some(T))),
+            ),
+            (
+                "malformed",
+                node(tls.clone(), json!([cond("False", "TLSSecretMalformed")])),
+                Ok(verdict(False, "TLSSecretMalformed", Some(T))),
+            ),
+            (
+                "sans",
+                node(tls.clone(), json!([cond("False", "TLSSecretSANsMismatch")])),
+                Ok(verdict(False, "TLSSecretSANsMismatch", Some(T))),
+            ),
+            (
+                "unknown",
+                node(tls.clone(), json!([cond("Unknown", "Reconciling")])),
+                Ok(verdict(Unknown, "Reconciling", Some(T))),
+            ),
+            (
+                "missing condition, tls set",
+                node(tls.clone(), json!([])),
+                Ok(verdict(Unknown, REASON_CONDITION_MISSING, None)),
+            ),
+            (
+                "no status at all, tls set",
+                json!({"spec": {"sidecar": {"tls": {"secretName": "s"}}}}),
+                Ok(verdict(Unknown, REASON_CONDITION_MISSING, None)),
+            ),
+            (
+                "tls unset, no condition",
+                node(Value::Null, json!([{"type": "Ready", "status": "True"}])),
+                Ok(None),
+            ),
+            (
+                "no spec at all",
+                json!({"metadata": {"name": "x"}}),
+                Ok(None),
+            ),
+            // The controller removes the condition when TLS is unset, but until it does the
+            // condition alone keeps the node in scope.
+            (
+                "tls unset, condition present",
+                node(Value::Null, json!([cond("False", "TLSSecretNotFound")])),
+                Ok(verdict(False, "TLSSecretNotFound", Some(T))),
+            ),
+            (
+                "conditions not a list",
+                node(tls.clone(), json!({"type": CONDITION_TYPE})),
+                Err(DecodeError::ConditionsNotAList { found: "an object" }),
+            ),
+            (
+                "tls is a string",
+                node(json!("yes"), json!([])),
+                Err(DecodeError::TlsNotAnObject { found: "a string" }),
+            ),
+            (
+                "condition without status",
+                node(
+                    tls.clone(),
+                    json!([{"type": CONDITION_TYPE, "reason": "X"}]),
+                ),
+                Err(DecodeError::MissingStatus),
+            ),
+            (
+                "status odd case",
+                node(tls.clone(), json!([cond("true", "TLSSecretReady")])),
+                Err(DecodeError::InvalidStatus("true".into())),
+            ),
+            (
+                "status wrong type",
+                node(
+                    tls.clone(),
+                    json!([{"type": CONDITION_TYPE, "status": true}]),
+                ),
+                Err(DecodeError::WrongType {
+                    field: "status",
+                    detail: "invalid type: boolean `true`, expected a string".into(),
+                }),
+            ),
+            (
+                "bad time",
+                node(
+                    tls.clone(),
+                    json!([{"type": CONDITION_TYPE, "status": "False", "reason": "R", "lastTransitionTime": "yesterday"}]),
+                ),
+                Err(DecodeError::InvalidTransitionTime("yesterday".into())),
+            ),
+            (
+                "unicode reason",
+                node(tls.clone(), json!([cond("False", "Sécrét")])),
+                Ok(verdict(False, REASON_INVALID, Some(T))),
+            ),
+            (
+                "no reason",
+                node(
+                    tls.clone(),
+                    json!([{"type": CONDITION_TYPE, "status": "True"}]),
+                ),
+                Ok(verdict(True, "Unknown", None)),
+            ),
+            (
+                "other malformed condition is ignored",
+                node(
+                    tls.clone(),
+                    json!([{"type": "Ready", "status": 7}, cond("True", "TLSSecretReady")]),
+                ),
+                Ok(verdict(True, "TLSSecretReady", Some(T))),
+            ),
+            (
+                "duplicate types: first wins",
+                node(
+                    tls.clone(),
+                    json!([
+                        cond("False", "TLSSecretNotFound"),
+                        cond("True", "TLSSecretReady")
+                    ]),
+                ),
+                Ok(verdict(False, "TLSSecretNotFound", Some(T))),
+            ),
+        ];
+        for (name, object, want) in cases {
+            assert_eq!(decode_verdict(&object), want, "case {name:?}");
+        }
+    }
+
+    #[test]
+    fn ready_value_only_for_true_and_false() {
+        assert_eq!(ConditionStatus::True.ready_value(), Some(1));
+        assert_eq!(ConditionStatus::False.ready_value(), Some(0));
+        assert_eq!(ConditionStatus::Unknown.ready_value(), None);
+    }
+
+    #[test]
+    fn reason_tokens() {
+        for ok in ["TLSSecretReady", "A", "a_b", "With,Comma:Colon_"] {
+            assert!(is_valid_reason(ok), "{ok}");
+        }
+        let long = "A".repeat(MAX_REASON_LEN + 1);
+        for bad in ["", "1abc", "has space", "ends,", "Ünicode", long.as_str()] {
+            assert!(!is_valid_reason(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_text_is_one_short_line() {
+        let huge = "x".repeat(10_000) + "\n second line";
+        let err = decode_verdict(&node(json!({}), json!([cond(&huge, "R")]))).unwrap_err();
+        let text = err.to_string();
+        assert!(text.len() < 200, "{text}");
+        assert!(!text.contains('\n'));
+        assert_eq!(err.kind(), "invalid_status");
+    }
+}

@@ -1,0 +1,73 @@
+//! Logging and the OpenTelemetry resource: everything about how the watcher describes itself.
+
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::Resource;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Directives appended to every filter: the gRPC and HTTP stacks log every connection
+/// attempt at debug, which drowns the watcher's own lines (and, were they exported, would
+/// feed back into the pipeline they describe).
+const QUIET_DEPENDENCIES: &[&str] = &[
+    "h2=warn",
+    "hyper=warn",
+    "hyper_util=warn",
+    "tonic=warn",
+    "tower=warn",
+    "rustls=warn",
+];
+
+/// Installs the global tracing subscriber. `filter` is a RUST_LOG-style filter.
+pub fn init_logging(format: LogFormat, filter: Option<&str>) {
+    let base = filter
+        .map(str::to_owned)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let mut env_filter = EnvFilter::try_new(&base).unwrap_or_else(|e| {
+        eprintln!("ignoring log filter {base:?} ({e}); using info");
+        EnvFilter::new("info")
+    });
+    for directive in QUIET_DEPENDENCIES {
+        if let Ok(d) = directive.parse() {
+            env_filter = env_filter.add_directive(d);
+        }
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// One resource for every metric: `service.name`, `service.instance.id`, the optional
+/// `k8s.cluster.name`, plus whatever `OTEL_RESOURCE_ATTRIBUTES` adds (explicit values win).
+pub fn resource(
+    service_name: &str,
+    instance_id: Option<&str>,
+    cluster_name: Option<&str>,
+) -> Resource {
+    let instance = instance_id
+        .map(str::to_owned)
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "seinode-tls-watcher".to_owned());
+    let mut attributes = vec![
+        KeyValue::new("service.instance.id", instance),
+        KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+    ];
+    if let Some(cluster) = cluster_name.filter(|c| !c.is_empty()) {
+        attributes.push(KeyValue::new("k8s.cluster.name", cluster.to_owned()));
+    }
+    Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .with_attributes(attributes)
+        .build()
+}
