@@ -641,3 +641,7 @@ impl<E: PushMetricExporter> PushMetricExporter for StalenessExporter<E> {
         self.inner.temporality()
     }
 }
+
+#[cfg(test)]
+#[path = "export_tests.rs"]
+mod tests;
