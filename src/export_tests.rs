@@ -31,14 +31,20 @@ fn points_of(rm: &ResourceMetrics) -> Vec<Point> {
                 })
             };
             let kv = |a: &mut dyn Iterator<Item = &KeyValue>| -> Vec<(String, String)> {
-                a.map(|kv| (kv.key.to_string(), kv.value.to_string())).collect()
+                a.map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                    .collect()
             };
             match metric.data() {
-                AggregatedMetrics::U64(MetricData::Gauge(g)) => g.data_points().for_each(|p| push(kv(&mut p.attributes()), p.value() as f64)),
-                AggregatedMetrics::I64(MetricData::Gauge(g)) => g.data_points().for_each(|p| push(kv(&mut p.attributes()), p.value() as f64)),
+                AggregatedMetrics::U64(MetricData::Gauge(g)) => g
+                    .data_points()
+                    .for_each(|p| push(kv(&mut p.attributes()), p.value() as f64)),
+                AggregatedMetrics::I64(MetricData::Gauge(g)) => g
+                    .data_points()
+                    .for_each(|p| push(kv(&mut p.attributes()), p.value() as f64)),
                 AggregatedMetrics::U64(MetricData::Sum(s)) => {
                     assert!(s.is_monotonic(), "{} is a counter", metric.name());
-                    s.data_points().for_each(|p| push(kv(&mut p.attributes()), p.value() as f64))
+                    s.data_points()
+                        .for_each(|p| push(kv(&mut p.attributes()), p.value() as f64))
                 }
                 other => panic!("unexpected aggregation for {}: {other:?}", metric.name()),
             }
@@ -70,13 +76,24 @@ impl Harness {
         };
         let resource = crate::telemetry::resource("svc", Some("pod-1"), Some("prod-eu"));
         let exporter = Exporter::with_exporter(memory.clone(), &config, resource, shared.clone());
-        Self { shared, memory, exporter }
+        Self {
+            shared,
+            memory,
+            exporter,
+        }
     }
 
     fn set(&self, ns: &str, name: &str, verdict: Option<(ConditionStatus, &str, Option<i64>)>) {
         let mut index = self.shared.index_mut();
         let key = index.key(ns, name);
-        index.apply(key, verdict.map(|(status, reason, since)| Verdict { status, reason: reason.into(), since }));
+        index.apply(
+            key,
+            verdict.map(|(status, reason, since)| Verdict {
+                status,
+                reason: reason.into(),
+                since,
+            }),
+        );
     }
 
     /// Flushes and returns the points of that export only.
@@ -94,60 +111,148 @@ fn select<'a>(points: &'a [Point], metric: &str) -> Vec<&'a Point> {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
 fn exports_names_units_labels_and_values() {
     let h = Harness::new(100);
-    h.set("sei", "ok", Some((ConditionStatus::True, "TLSSecretReady", Some(100))));
-    h.set("sei", "broken", Some((ConditionStatus::False, "TLSSecretNotFound", Some(200))));
-    h.set("sei", "new", Some((ConditionStatus::Unknown, "ConditionMissing", None)));
+    h.set(
+        "sei",
+        "ok",
+        Some((ConditionStatus::True, "TLSSecretReady", Some(100))),
+    );
+    h.set(
+        "sei",
+        "broken",
+        Some((ConditionStatus::False, "TLSSecretNotFound", Some(200))),
+    );
+    h.set(
+        "sei",
+        "new",
+        Some((ConditionStatus::Unknown, "ConditionMissing", None)),
+    );
     let points = h.export();
 
-    let mut ready: Vec<_> = select(&points, names::READY).into_iter().map(|p| (p.labels.clone(), p.value, p.unit.clone())).collect();
+    let mut ready: Vec<_> = select(&points, names::READY)
+        .into_iter()
+        .map(|p| (p.labels.clone(), p.value, p.unit.clone()))
+        .collect();
     ready.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         ready,
         vec![
-            (labels(&[("name", "broken"), ("namespace", "sei")]), 0.0, String::new()),
-            (labels(&[("name", "ok"), ("namespace", "sei")]), 1.0, String::new()),
+            (
+                labels(&[("name", "broken"), ("namespace", "sei")]),
+                0.0,
+                String::new()
+            ),
+            (
+                labels(&[("name", "ok"), ("namespace", "sei")]),
+                1.0,
+                String::new()
+            ),
         ],
         "no ready sample for Unknown"
     );
 
-    let mut status: Vec<_> = select(&points, names::STATUS).into_iter().map(|p| (p.labels.clone(), p.value)).collect();
+    let mut status: Vec<_> = select(&points, names::STATUS)
+        .into_iter()
+        .map(|p| (p.labels.clone(), p.value))
+        .collect();
     status.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         status,
         vec![
-            (labels(&[("name", "broken"), ("namespace", "sei"), ("reason", "TLSSecretNotFound"), ("status", "False")]), 1.0),
-            (labels(&[("name", "new"), ("namespace", "sei"), ("reason", "ConditionMissing"), ("status", "Unknown")]), 1.0),
-            (labels(&[("name", "ok"), ("namespace", "sei"), ("reason", "TLSSecretReady"), ("status", "True")]), 1.0),
+            (
+                labels(&[
+                    ("name", "broken"),
+                    ("namespace", "sei"),
+                    ("reason", "TLSSecretNotFound"),
+                    ("status", "False")
+                ]),
+                1.0
+            ),
+            (
+                labels(&[
+                    ("name", "new"),
+                    ("namespace", "sei"),
+                    ("reason", "ConditionMissing"),
+                    ("status", "Unknown")
+                ]),
+                1.0
+            ),
+            (
+                labels(&[
+                    ("name", "ok"),
+                    ("namespace", "sei"),
+                    ("reason", "TLSSecretReady"),
+                    ("status", "True")
+                ]),
+                1.0
+            ),
         ]
     );
 
     let since = select(&points, names::LAST_TRANSITION);
     assert_eq!(since.len(), 2);
-    assert!(since.iter().all(|p| p.unit == "s"), "seconds, so Prometheus adds no other suffix");
-    assert!(since.iter().any(|p| p.labels["name"] == "broken" && p.value == 200.0));
+    assert!(
+        since.iter().all(|p| p.unit == "s"),
+        "seconds, so Prometheus adds no other suffix"
+    );
+    assert!(since
+        .iter()
+        .any(|p| p.labels["name"] == "broken" && p.value == 200.0));
 
     let up = select(&points, names::UP);
     assert_eq!(up.len(), 1);
     assert_eq!(up[0].value, 1.0);
     assert!(up[0].labels.is_empty());
 
-    let objects: BTreeMap<_, _> = select(&points, names::OBJECTS).into_iter().map(|p| (p.labels["status"].clone(), p.value)).collect();
-    assert_eq!(objects, [("False".to_string(), 1.0), ("True".to_string(), 1.0), ("Unknown".to_string(), 1.0)].into());
+    let objects: BTreeMap<_, _> = select(&points, names::OBJECTS)
+        .into_iter()
+        .map(|p| (p.labels["status"].clone(), p.value))
+        .collect();
+    assert_eq!(
+        objects,
+        [
+            ("False".to_string(), 1.0),
+            ("True".to_string(), 1.0),
+            ("Unknown".to_string(), 1.0)
+        ]
+        .into()
+    );
 
-    for counter in [names::WATCH_EVENTS, names::WATCH_ERRORS, names::DECODE_ERRORS, names::EXPORT_ERRORS, names::EXPORTS, names::STALENESS_MARKERS] {
+    for counter in [
+        names::WATCH_EVENTS,
+        names::WATCH_ERRORS,
+        names::DECODE_ERRORS,
+        names::EXPORT_ERRORS,
+        names::EXPORTS,
+        names::STALENESS_MARKERS,
+    ] {
         assert!(!select(&points, counter).is_empty(), "{counter} exported");
-        assert!(counter.ends_with("_total"), "{counter}: counters carry _total themselves");
+        assert!(
+            counter.ends_with("_total"),
+            "{counter}: counters carry _total themselves"
+        );
     }
     // No unit that Prometheus translation would turn into a suffix (`1` -> `_ratio`).
-    assert!(points.iter().all(|p| p.unit.is_empty() || p.unit == "s"), "units: {:?}", points.iter().map(|p| &p.unit).collect::<std::collections::BTreeSet<_>>());
+    assert!(
+        points.iter().all(|p| p.unit.is_empty() || p.unit == "s"),
+        "units: {:?}",
+        points
+            .iter()
+            .map(|p| &p.unit)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
     // Label values are bounded: no free text anywhere.
-    assert!(points.iter().all(|p| p.labels.values().all(|v| v.len() <= 253)));
+    assert!(points
+        .iter()
+        .all(|p| p.labels.values().all(|v| v.len() <= 253)));
 }
 
 #[test]
@@ -157,7 +262,11 @@ fn resource_carries_service_instance_and_cluster() {
     h.exporter.flush_blocking().unwrap();
     let finished = h.memory.get_finished_metrics().unwrap();
     let resource = finished[0].resource();
-    let get = |k: &'static str| resource.get(&opentelemetry::Key::from_static_str(k)).map(|v| v.to_string());
+    let get = |k: &'static str| {
+        resource
+            .get(&opentelemetry::Key::from_static_str(k))
+            .map(|v| v.to_string())
+    };
     assert_eq!(get("service.name").as_deref(), Some("svc"));
     assert_eq!(get("service.instance.id").as_deref(), Some("pod-1"));
     assert_eq!(get("k8s.cluster.name").as_deref(), Some("prod-eu"));
@@ -168,34 +277,76 @@ fn resource_carries_service_instance_and_cluster() {
 #[test]
 fn deleted_and_changed_series_are_not_reported_again() {
     let h = Harness::new(100);
-    h.set("sei", "a", Some((ConditionStatus::False, "TLSSecretNotFound", Some(1))));
-    h.set("sei", "b", Some((ConditionStatus::False, "TLSSecretSANsMismatch", Some(1))));
+    h.set(
+        "sei",
+        "a",
+        Some((ConditionStatus::False, "TLSSecretNotFound", Some(1))),
+    );
+    h.set(
+        "sei",
+        "b",
+        Some((ConditionStatus::False, "TLSSecretSANsMismatch", Some(1))),
+    );
     assert_eq!(select(&h.export(), names::READY).len(), 2);
 
     h.set("sei", "a", None); // TLS removed / deleted
-    h.set("sei", "b", Some((ConditionStatus::Unknown, "Reconciling", Some(2))));
+    h.set(
+        "sei",
+        "b",
+        Some((ConditionStatus::Unknown, "Reconciling", Some(2))),
+    );
     let points = h.export();
-    assert!(points.iter().all(|p| p.labels.get("name").map(String::as_str) != Some("a")), "a is gone: {points:?}");
-    assert!(select(&points, names::READY).is_empty(), "b has no ready sample any more");
+    assert!(
+        points
+            .iter()
+            .all(|p| p.labels.get("name").map(String::as_str) != Some("a")),
+        "a is gone: {points:?}"
+    );
+    assert!(
+        select(&points, names::READY).is_empty(),
+        "b has no ready sample any more"
+    );
     let status = select(&points, names::STATUS);
     assert_eq!(status.len(), 1);
-    assert_eq!(status[0].labels["reason"], "Reconciling", "old reason series is not reported");
+    assert_eq!(
+        status[0].labels["reason"], "Reconciling",
+        "old reason series is not reported"
+    );
 }
 
 #[test]
 fn ten_thousand_nodes_export_without_overflow() {
     let h = Harness::new(crate::config::DEFAULT_MAX_SERIES);
     for i in 0..10_000 {
-        let status = if i % 10 == 0 { ConditionStatus::False } else { ConditionStatus::True };
-        h.set(&format!("ns-{}", i % 7), &format!("node-{i}"), Some((status, "TLSSecretReady", Some(i))));
+        let status = if i % 10 == 0 {
+            ConditionStatus::False
+        } else {
+            ConditionStatus::True
+        };
+        h.set(
+            &format!("ns-{}", i % 7),
+            &format!("node-{i}"),
+            Some((status, "TLSSecretReady", Some(i))),
+        );
     }
     let points = h.export();
     for metric in [names::READY, names::STATUS, names::LAST_TRANSITION] {
         let series = select(&points, metric);
         assert_eq!(series.len(), 10_000, "{metric}");
-        assert!(series.iter().all(|p| !p.labels.contains_key("otel.metric.overflow")), "{metric} overflowed");
+        assert!(
+            series
+                .iter()
+                .all(|p| !p.labels.contains_key("otel.metric.overflow")),
+            "{metric} overflowed"
+        );
     }
-    assert_eq!(select(&points, names::READY).iter().filter(|p| p.value == 0.0).count(), 1_000);
+    assert_eq!(
+        select(&points, names::READY)
+            .iter()
+            .filter(|p| p.value == 0.0)
+            .count(),
+        1_000
+    );
 }
 
 #[test]
@@ -204,27 +355,44 @@ fn the_sdk_default_limit_would_overflow() {
     // so the raised limit is what makes 10,000 work.
     let h = Harness::new(2_000);
     for i in 0..3_000 {
-        h.set("ns", &format!("node-{i}"), Some((ConditionStatus::True, "TLSSecretReady", None)));
+        h.set(
+            "ns",
+            &format!("node-{i}"),
+            Some((ConditionStatus::True, "TLSSecretReady", None)),
+        );
     }
     let points = h.export();
-    assert!(select(&points, names::STATUS).iter().any(|p| p.labels.contains_key("otel.metric.overflow")));
+    assert!(select(&points, names::STATUS)
+        .iter()
+        .any(|p| p.labels.contains_key("otel.metric.overflow")));
 }
 
 #[test]
 fn shutdown_reports_no_node_series() {
     let h = Harness::new(10);
-    h.set("sei", "a", Some((ConditionStatus::False, "TLSSecretNotFound", Some(1))));
+    h.set(
+        "sei",
+        "a",
+        Some((ConditionStatus::False, "TLSSecretNotFound", Some(1))),
+    );
     h.memory.reset();
     h.exporter.shutdown_blocking().unwrap();
     let finished = h.memory.get_finished_metrics().unwrap();
     let last = points_of(finished.last().expect("a final export"));
     assert!(select(&last, names::READY).is_empty());
-    assert_eq!(select(&last, names::UP).len(), 1, "the final export still happens");
+    assert_eq!(
+        select(&last, names::UP).len(),
+        1,
+        "the final export still happens"
+    );
 }
 
 fn stale(ns: &str, name: &str, series: Series) -> StaleSeries {
     StaleSeries {
-        key: crate::index::ObjectKey { namespace: ns.into(), name: name.into() },
+        key: crate::index::ObjectKey {
+            namespace: ns.into(),
+            name: name.into(),
+        },
         series,
     }
 }
@@ -240,7 +408,14 @@ fn staleness_request_has_no_recorded_value_points_with_the_same_identity() {
         &[
             stale("sei", "a", Series::Ready),
             stale("sei", "b", Series::Ready),
-            stale("sei", "a", Series::Status { status: ConditionStatus::False, reason: "TLSSecretNotFound".into() }),
+            stale(
+                "sei",
+                "a",
+                Series::Status {
+                    status: ConditionStatus::False,
+                    reason: "TLSSecretNotFound".into(),
+                },
+            ),
             stale("sei", "a", Series::LastTransition),
         ],
         UNIX_EPOCH + Duration::from_secs(42),
@@ -248,9 +423,16 @@ fn staleness_request_has_no_recorded_value_points_with_the_same_identity() {
     let rm = &request.resource_metrics[0];
     assert_eq!(rm.resource.as_ref(), Some(&resource));
     let scope = &rm.scope_metrics[0];
-    assert_eq!(scope.scope.as_ref().map(|s| s.name.as_str()), Some(SCOPE_NAME));
-    let by_name: BTreeMap<&str, &proto::Metric> = scope.metrics.iter().map(|m| (m.name.as_str(), m)).collect();
-    assert_eq!(by_name.keys().copied().collect::<Vec<_>>(), vec![names::LAST_TRANSITION, names::READY, names::STATUS]);
+    assert_eq!(
+        scope.scope.as_ref().map(|s| s.name.as_str()),
+        Some(SCOPE_NAME)
+    );
+    let by_name: BTreeMap<&str, &proto::Metric> =
+        scope.metrics.iter().map(|m| (m.name.as_str(), m)).collect();
+    assert_eq!(
+        by_name.keys().copied().collect::<Vec<_>>(),
+        vec![names::LAST_TRANSITION, names::READY, names::STATUS]
+    );
     assert_eq!(by_name[names::LAST_TRANSITION].unit, "s");
     let points = |name| match &by_name[name].data {
         Some(proto::metric::Data::Gauge(g)) => g.data_points.clone(),
@@ -273,5 +455,13 @@ fn staleness_request_has_no_recorded_value_points_with_the_same_identity() {
             (kv.key.clone(), v)
         })
         .collect();
-    assert_eq!(status_labels, labels(&[("name", "a"), ("namespace", "sei"), ("reason", "TLSSecretNotFound"), ("status", "False")]));
+    assert_eq!(
+        status_labels,
+        labels(&[
+            ("name", "a"),
+            ("namespace", "sei"),
+            ("reason", "TLSSecretNotFound"),
+            ("status", "False")
+        ])
+    );
 }

@@ -1,0 +1,231 @@
+//! Integration tests through the whole real pipeline: kube-apiserver -> watcher (as a
+//! process) -> OpenTelemetry Collector -> Prometheus. Each test has its own namespace and
+//! watcher, so they run in parallel.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Two export intervals plus the collector's batch timeout and Prometheus' ingestion: the
+/// budget within which a change must be visible. Deletions must beat Prometheus' 5-minute
+/// lookback by far, which is what the staleness markers are for.
+const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
+
+fn ready(stack: &Stack, ns: &str, name: &str) -> Option<f64> {
+    stack.query_one(&format!(
+        "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"{name}\"}}"
+    ))
+}
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
+    let stack = Stack::get();
+    let ns = stack.namespace("pipeline");
+    let mut watcher = Watcher::start(&stack, &format!("{ns}-watcher"), &["--namespace", &ns]);
+
+    stack.seinode(&ns, "broken", true);
+    stack.set_condition(&ns, "broken", "False", "TLSSecretNotFound");
+    stack.seinode(&ns, "pending", true); // TLS set, controller has not reconciled yet
+    stack.seinode(&ns, "plain", false); // no TLS: out of scope
+    watcher.wait_ready();
+
+    eventually(VISIBLE_WITHIN, "broken node exported as 0", || {
+        (ready(&stack, &ns, "broken") == Some(0.0)).then_some(())
+    });
+    eventually(VISIBLE_WITHIN, "pending node has a status series", || {
+        (stack.query_one(&format!("seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"pending\",status=\"Unknown\",reason=\"ConditionMissing\"}}")) == Some(1.0)).then_some(())
+    });
+
+    // Exactly these names arrive, with no unit or type suffix added by the translation.
+    let series = stack.query(&format!("{{namespace=\"{ns}\",__name__=~\"seinode_.*\"}}"));
+    let names: BTreeSet<String> = series.iter().map(|(l, _)| l["__name__"].clone()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "seinode_sidecar_tls_secret_ready".to_owned(),
+            "seinode_sidecar_tls_secret_status".to_owned(),
+            "seinode_sidecar_tls_secret_last_transition_timestamp_seconds".to_owned(),
+        ])
+    );
+    for (labels, _) in &series {
+        assert_eq!(
+            labels["namespace"], ns,
+            "namespace label intact: {labels:?}"
+        );
+        assert_eq!(labels["job"], "seinode-tls-watcher");
+        assert_eq!(labels["instance"], watcher.instance);
+        assert!(
+            !labels.contains_key("otel_scope_name"),
+            "no scope labels: {labels:?}"
+        );
+        let expected: BTreeSet<&str> = match labels["__name__"].as_str() {
+            "seinode_sidecar_tls_secret_status" => [
+                "__name__",
+                "instance",
+                "job",
+                "name",
+                "namespace",
+                "reason",
+                "status",
+            ]
+            .into(),
+            _ => ["__name__", "instance", "job", "name", "namespace"].into(),
+        };
+        assert_eq!(
+            labels.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+            expected
+        );
+    }
+    assert!(
+        series.iter().all(|(l, _)| l["name"] != "plain"),
+        "out-of-scope node not exported"
+    );
+    assert!(
+        ready(&stack, &ns, "pending").is_none(),
+        "no ready sample while the condition is missing"
+    );
+    let since = stack.query_one(&format!("seinode_sidecar_tls_secret_last_transition_timestamp_seconds{{namespace=\"{ns}\",name=\"broken\"}}")).unwrap();
+    assert!(
+        (since - jiff::Timestamp::now().as_second() as f64).abs() < 600.0,
+        "lastTransitionTime exported: {since}"
+    );
+    let up = stack.query(&format!(
+        "seinode_tls_watcher_up{{instance=\"{}\"}}",
+        watcher.instance
+    ));
+    assert_eq!(up.len(), 1, "heartbeat exported without a suffix");
+
+    // Status update: the old reason's series stops matching, the new one appears.
+    stack.set_condition(&ns, "broken", "True", "TLSSecretReady");
+    eventually(VISIBLE_WITHIN, "fixed node exported as 1", || {
+        (ready(&stack, &ns, "broken") == Some(1.0)).then_some(())
+    });
+    eventually(
+        VISIBLE_WITHIN,
+        "one status series per node after a reason change",
+        || {
+            let s = stack.query(&format!(
+                "seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"broken\"}}"
+            ));
+            (s.len() == 1 && s[0].0["reason"] == "TLSSecretReady").then_some(())
+        },
+    );
+
+    // Delete: every series of the node stops matching long before the 5-minute lookback.
+    stack.delete_seinode(&ns, "broken");
+    let deleted_at = Instant::now();
+    eventually(
+        VISIBLE_WITHIN,
+        "deleted node's series stop matching",
+        || {
+            stack
+                .query(&format!("{{namespace=\"{ns}\",name=\"broken\"}}"))
+                .is_empty()
+                .then_some(())
+        },
+    );
+    eprintln!(
+        "deleted node's series stopped matching after {:?}",
+        deleted_at.elapsed()
+    );
+    // ... because the watcher sent staleness markers, not because anything timed out.
+    eventually(VISIBLE_WITHIN, "staleness markers counted", || {
+        let sent = stack.query_one(&format!(
+            "seinode_tls_watcher_staleness_markers_total{{instance=\"{}\"}}",
+            watcher.instance
+        ));
+        (sent.unwrap_or(0.0) >= 3.0).then_some(())
+    });
+
+    let status = watcher.terminate();
+    assert!(
+        status.success(),
+        "clean exit on SIGTERM: {status:?}\n{}",
+        watcher.log_text()
+    );
+    assert!(
+        watcher.log_text().contains("final export done"),
+        "{}",
+        watcher.log_text()
+    );
+}
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn check_command_reports_the_table_and_exit_code() {
+    let stack = Stack::get();
+    let ns = stack.namespace("check");
+    stack.seinode(&ns, "a", true);
+    stack.set_condition(&ns, "a", "True", "TLSSecretReady");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_seinode-tls-watcher"))
+            .args(["check", "--kubeconfig"])
+            .arg(stack.kubeconfig())
+            .args(["-n", &ns])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("NAMESPACE"), "{table}");
+    assert!(table.contains("TLSSecretReady"), "{table}");
+
+    stack.seinode(&ns, "b", true);
+    stack.set_condition(&ns, "b", "False", "TLSSecretSANsMismatch");
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a not-ready node fails the check"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.lines().any(|l| l.contains(" b ")
+            && l.contains("False")
+            && l.contains("TLSSecretSANsMismatch")),
+        "{table}"
+    );
+}
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn bad_configuration_fails_with_one_clear_line() {
+    let stack = Stack::get();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--otlp-endpoint", "not a url"],
+            "OTLP endpoint \"not a url\"",
+        ),
+        (
+            vec!["--otlp-endpoint", "ftp://collector:4317"],
+            "needs http:// or https://",
+        ),
+        (vec!["--context", "no-such-context"], "no-such-context"),
+    ];
+    for (args, expected) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_seinode-tls-watcher"))
+            .arg("--kubeconfig")
+            .arg(stack.kubeconfig())
+            .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {stderr}"
+        );
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{args:?}: one line: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
