@@ -23,7 +23,7 @@ pin_module() {
       ;;
     kube-apiserver)
       write_wrapper "$dir" "k8s.io/kubernetes" "$KUBERNETES_VERSION" \
-        'k8s.io/kubernetes/cmd/kube-apiserver'
+        'k8s.io/kubernetes/cmd/kube-apiserver' 'k8s.io/kubernetes/cmd/kubectl'
       # k8s.io/kubernetes points every k8s.io/<staging> module at ./staging; a module that
       # depends on it must point them at the published v0.X.Y tags instead.
       local staging_version="v0.${KUBERNETES_VERSION#v1.}"
@@ -149,7 +149,7 @@ build_otelcol() {
 bin_path() {
   case $1 in
     etcd) echo "$STACK_CACHE/bin/etcd-$(module_key etcd "$ETCD_VERSION")/etcd" ;;
-    kube-apiserver) echo "$STACK_CACHE/bin/kube-apiserver-$(module_key kube-apiserver "$KUBERNETES_VERSION")/kube-apiserver" ;;
+    kube-apiserver | kubectl) echo "$STACK_CACHE/bin/kube-apiserver-$(module_key kube-apiserver "$KUBERNETES_VERSION")/$1" ;;
     prometheus | promtool) echo "$STACK_CACHE/bin/prometheus-$(module_key prometheus "$PROMETHEUS_MODULE_VERSION")/$1" ;;
     alertmanager | amtool) echo "$STACK_CACHE/bin/alertmanager-$(module_key alertmanager "$ALERTMANAGER_VERSION")/$1" ;;
     otelcol) echo "$STACK_CACHE/bin/otelcol-$OTELCOL_CORE_VERSION-$(sha256sum "$REPO_ROOT/otel-config/builder.yaml" | cut -c1-12)/otelcol-seinode" ;;
@@ -161,7 +161,7 @@ build_component() {
   case $1 in
     etcd) go_build etcd "$ETCD_VERSION" "" etcd=go.etcd.io/etcd/server/v3 ;;
     kube-apiserver) go_build kube-apiserver "$KUBERNETES_VERSION" "selinux,notest" \
-      kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver ;;
+      kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl ;;
     prometheus) go_build prometheus "$PROMETHEUS_MODULE_VERSION" "" \
       prometheus=github.com/prometheus/prometheus/cmd/prometheus \
       promtool=github.com/prometheus/prometheus/cmd/promtool ;;

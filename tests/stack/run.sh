@@ -235,7 +235,7 @@ stack_up() {
   command -v openssl >/dev/null || die "openssl is needed to create the stack's certificates (apt-get install openssl)"
   command -v curl >/dev/null || die "curl is needed for health checks (apt-get install curl)"
   local comp
-  for comp in etcd kube-apiserver otelcol prometheus alertmanager; do
+  for comp in etcd kube-apiserver kubectl otelcol prometheus alertmanager; do
     [[ -x "$(bin_path "$comp")" ]] || die "$comp is not built: run 'tests/stack/stack build' first"
   done
   if [[ -f "$STACK_DIR/ports.env" ]]; then
@@ -264,7 +264,7 @@ stack_up() {
 }
 
 install_crd() {
-  local kubectl=(kubectl --kubeconfig "$STACK_DIR/kubeconfig")
+  local kubectl=("$(bin_path kubectl)" --kubeconfig "$STACK_DIR/kubeconfig")
   "${kubectl[@]}" apply -f "$REPO_ROOT/tests/fixtures/seinode-crd.yaml" >/dev/null ||
     die "could not install the SeiNode CRD"
   "${kubectl[@]}" wait --for condition=Established --timeout 30s crd/seinodes.sei.io >/dev/null ||
@@ -311,5 +311,7 @@ export COLLECTOR_METRICS_URL=http://127.0.0.1:$COLLECTOR_METRICS_PORT/metrics
 export PROMTOOL=$(bin_path promtool)
 export OTELCOL=$(bin_path otelcol)
 export SEINODE_STACK=$STACK_ROOT/stack
+# The pinned kubectl (same version as the API server) first on PATH.
+export PATH=$(dirname "$(bin_path kubectl)"):\$PATH
 EOF
 }
