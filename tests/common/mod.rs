@@ -267,9 +267,11 @@ impl Watcher {
             std::process::id()
         ));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_seinode-tls-watcher"))
-            .arg("--kubeconfig")
-            .arg(stack.kubeconfig())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_seinode-tls-watcher"));
+        if !args.contains(&"--kubeconfig") {
+            cmd.arg("--kubeconfig").arg(stack.kubeconfig());
+        }
+        let child = cmd
             .args(["--otlp-endpoint", &stack.otlp_endpoint()])
             .args([
                 "--export-interval",

@@ -1,0 +1,269 @@
+//! deploy/ against the real API server (RBAC on): the manifests apply server-side, and the
+//! watcher runs as the ServiceAccount those manifests define, with exactly the access they
+//! grant: it reads SeiNodes; it is refused Secrets and writes.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+
+/// The tests share the watcher's namespace and RBAC objects.
+static SERIAL: Mutex<()> = Mutex::new(());
+const NAMESPACE: &str = "seinode-tls-watcher";
+
+fn ensure_namespace(stack: &Stack) {
+    let (exists, _, _) = stack.kubectl(&["get", "namespace", NAMESPACE], None);
+    if !exists {
+        stack.kubectl_ok(&["create", "namespace", NAMESPACE], None);
+    }
+}
+
+/// A kubeconfig that authenticates as the watcher's ServiceAccount (a TokenRequest token).
+fn service_account_kubeconfig(stack: &Stack) -> std::path::PathBuf {
+    let token = stack.kubectl_ok(
+        &[
+            "-n",
+            NAMESPACE,
+            "create",
+            "token",
+            "seinode-tls-watcher",
+            "--duration",
+            "1h",
+        ],
+        None,
+    );
+    let server = format!("https://127.0.0.1:{}", stack.port("APISERVER_PORT"));
+    let path = stack.dir.join("watcher-sa.kubeconfig");
+    let ca = stack.dir.join("pki/ca.crt");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: {server}\n    certificate-authority: {}\n\
+             users:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: sa\n  context: {{cluster: s, user: sa}}\ncurrent-context: sa\n",
+            ca.display(),
+            token.trim()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn manifests_apply_server_side() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::get();
+    ensure_namespace(&stack);
+    let (ok, out, err) = stack.kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-k",
+            repo_path("deploy").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "deploy/ does not apply: {err}\n{out}");
+    for object in [
+        "deployment.apps/seinode-tls-watcher",
+        "clusterrole.rbac.authorization.k8s.io/seinode-tls-watcher",
+        "networkpolicy.networking.k8s.io/seinode-tls-watcher",
+        "deployment.apps/otel-collector",
+        "configmap/otel-collector",
+        "service/otel-collector",
+    ] {
+        assert!(out.contains(object), "{object} not applied: {out}");
+    }
+    // The namespaced variant needs its target namespace.
+    let (exists, _, _) = stack.kubectl(&["get", "namespace", "sei"], None);
+    if !exists {
+        stack.kubectl_ok(&["create", "namespace", "sei"], None);
+    }
+    let (ok, out, err) = stack.kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-k",
+            repo_path("deploy/watcher-namespaced").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "deploy/watcher-namespaced does not apply: {err}\n{out}");
+    assert!(
+        out.contains("role.rbac.authorization.k8s.io/seinode-tls-watcher"),
+        "{out}"
+    );
+}
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn watcher_runs_with_least_privilege() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::get();
+    ensure_namespace(&stack);
+    for file in [
+        "deploy/watcher/serviceaccount.yaml",
+        "deploy/watcher/rbac.yaml",
+    ] {
+        stack.kubectl_ok(
+            &[
+                "-n",
+                NAMESPACE,
+                "apply",
+                "--server-side",
+                "-f",
+                repo_path(file).to_str().unwrap(),
+            ],
+            None,
+        );
+    }
+    let kubeconfig = service_account_kubeconfig(&stack);
+    let as_watcher = |args: &[&str]| {
+        let mut full = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let out = std::process::Command::new("kubectl")
+            .args(&full)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    // Allowed: reading SeiNodes.
+    let (ok, err) = as_watcher(&["get", "seinodes", "-A"]);
+    assert!(ok, "the watcher's identity cannot list SeiNodes: {err}");
+    // Refused: Secrets, and any write to SeiNodes.
+    let ns = stack.namespace("rbac");
+    stack.seinode(&ns, "a", true);
+    stack.set_condition(&ns, "a", "False", "TLSSecretNotFound");
+    for (what, args) in [
+        ("read Secrets", vec!["-n", ns.as_str(), "get", "secrets"]),
+        ("read Secrets cluster-wide", vec!["get", "secrets", "-A"]),
+        (
+            "patch SeiNode status",
+            vec![
+                "-n",
+                ns.as_str(),
+                "patch",
+                "seinode",
+                "a",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"phase":"x"}}"#,
+            ],
+        ),
+        (
+            "delete SeiNodes",
+            vec!["-n", ns.as_str(), "delete", "seinode", "a"],
+        ),
+        (
+            "create SeiNodes",
+            vec!["-n", ns.as_str(), "create", "-f", "/dev/null"],
+        ),
+    ] {
+        let (ok, err) = as_watcher(&args);
+        assert!(!ok, "the watcher's identity may {what}");
+        if what != "create SeiNodes" {
+            assert!(
+                err.contains("Forbidden") || err.contains("forbidden"),
+                "{what}: {err}"
+            );
+        }
+    }
+
+    // And the watcher itself works under that identity.
+    let mut watcher = Watcher::start(
+        &stack,
+        &format!("{ns}-sa-watcher"),
+        &["--kubeconfig", kubeconfig.to_str().unwrap()],
+    );
+    watcher.wait_ready();
+    eventually(
+        Duration::from_secs(30),
+        "exported by the least-privileged watcher",
+        || {
+            (stack.query_one(&format!(
+                "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"a\",instance=\"{}\"}}",
+                watcher.instance
+            )) == Some(0.0))
+            .then_some(())
+        },
+    );
+    assert!(
+        !watcher.log_text().contains("forbidden"),
+        "{}",
+        watcher.log_text()
+    );
+    assert!(watcher.terminate().success());
+}
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn missing_permission_is_one_clear_line() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::get();
+    ensure_namespace(&stack);
+    stack.kubectl_ok(
+        &[
+            "-n",
+            NAMESPACE,
+            "apply",
+            "--server-side",
+            "-f",
+            repo_path("deploy/watcher/serviceaccount.yaml")
+                .to_str()
+                .unwrap(),
+        ],
+        None,
+    );
+    // A ServiceAccount without the ClusterRoleBinding: the namespaced variant's identity
+    // watching cluster-wide by mistake.
+    // (It may exist from an earlier run against the same stack.)
+    let _ = stack.kubectl(
+        &[
+            "-n",
+            NAMESPACE,
+            "create",
+            "serviceaccount",
+            "unbound-watcher",
+        ],
+        None,
+    );
+    let token = stack.kubectl_ok(
+        &["-n", NAMESPACE, "create", "token", "unbound-watcher"],
+        None,
+    );
+    let path = stack.dir.join("unbound.kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\n\
+             users:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: u\n  context: {{cluster: s, user: u}}\ncurrent-context: u\n",
+            stack.port("APISERVER_PORT"),
+            stack.dir.join("pki/ca.crt").display(),
+            token.trim()
+        ),
+    )
+    .unwrap();
+    let mut watcher = Watcher::start(
+        &stack,
+        "unbound-watcher",
+        &["--kubeconfig", path.to_str().unwrap()],
+    );
+    eventually(Duration::from_secs(20), "a forbidden log line", || {
+        watcher
+            .log_text()
+            .contains("grant this identity get, list and watch on seinodes.sei.io")
+            .then_some(())
+    });
+    assert_eq!(watcher.admin_status("/readyz"), 503);
+    assert!(watcher.is_running(), "no crash on forbidden");
+    assert!(watcher.terminate().success());
+}
