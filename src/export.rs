@@ -63,6 +63,22 @@ pub mod names {
     pub const EXPORT_ERRORS: &str = "seinode_tls_watcher_export_errors_total";
     pub const STALENESS_MARKERS: &str = "seinode_tls_watcher_staleness_markers_total";
     pub const LAST_LIST: &str = "seinode_tls_watcher_last_list_timestamp_seconds";
+
+    /// Every metric the watcher exports (docs/metrics.md documents each; tests/docs.rs checks).
+    pub const ALL: [&str; 12] = [
+        READY,
+        STATUS,
+        LAST_TRANSITION,
+        UP,
+        WATCH_EVENTS,
+        WATCH_ERRORS,
+        OBJECTS,
+        DECODE_ERRORS,
+        EXPORTS,
+        EXPORT_ERRORS,
+        STALENESS_MARKERS,
+        LAST_LIST,
+    ];
 }
 
 /// The instrumentation scope of every metric (also used for the staleness markers, so they
