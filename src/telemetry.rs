@@ -33,9 +33,12 @@ pub fn init_logging(format: LogFormat, filter: Option<&str>) {
             env_filter = env_filter.add_directive(d);
         }
     }
+    // Colours only on a terminal: in a pod or a log file they would be escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

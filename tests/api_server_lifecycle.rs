@@ -226,3 +226,149 @@ fn upstream_crd_and_sample_are_read() {
     assert_eq!(ready(&stack, &ns, "pacific-1-full-node"), Some(0.0));
     assert!(watcher.terminate().success());
 }
+
+/// Objects that the real CRD would reject, stored through a permissive CRD: each bad one is
+/// logged once with namespace/name and why, counted, and skipped; the watch goes on and the
+/// odd-but-valid ones are exported.
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn bad_objects_are_logged_counted_and_skipped() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::get();
+    let _restore = RestoreCrd(&stack);
+    install_crd(&stack, "tests/fixtures/seinode-crd-permissive.yaml");
+    let ns = stack.namespace("bad-input");
+    stack.seinode(&ns, "good", true);
+    stack.set_condition(&ns, "good", "False", "TLSSecretNotFound");
+    let mut watcher = Watcher::start(&stack, &format!("{ns}-watcher"), &["--namespace", &ns]);
+    watcher.wait_ready();
+
+    let long_name = format!("n{}", "x".repeat(252));
+    assert_eq!(long_name.len(), 253, "the longest name Kubernetes allows");
+    let condition = |status: &str, reason: &str| serde_json::json!({"type": "SidecarTLSSecretReady", "status": status, "reason": reason, "message": "m", "lastTransitionTime": "2026-11-30T00:00:00Z"});
+    let cases: Vec<(&str, serde_json::Value)> = vec![
+        ("not-a-list", serde_json::json!({"conditions": "oops"})),
+        (
+            "no-status",
+            serde_json::json!({"conditions": [{"type": "SidecarTLSSecretReady", "reason": "X"}]}),
+        ),
+        (
+            "odd-case",
+            serde_json::json!({"conditions": [condition("true", "TLSSecretReady")]}),
+        ),
+        (
+            "wrong-type",
+            serde_json::json!({"conditions": [{"type": "SidecarTLSSecretReady", "status": 1}]}),
+        ),
+        (
+            "duplicate",
+            serde_json::json!({"conditions": [condition("False", "TLSSecretMalformed"), condition("True", "TLSSecretReady")]}),
+        ),
+        (
+            "unicode",
+            serde_json::json!({"conditions": [condition("False", "Sécrét→Lost")]}),
+        ),
+        (
+            long_name.as_str(),
+            serde_json::json!({"conditions": [condition("False", "TLSSecretSANsMismatch")]}),
+        ),
+        (
+            "huge",
+            serde_json::json!({"plan": "x".repeat(1_500_000), "conditions": [condition("False", "TLSSecretUnavailable")]}),
+        ),
+    ];
+    for (name, status) in &cases {
+        stack.seinode(&ns, name, true);
+        let patch = serde_json::json!({"status": status}).to_string();
+        let path = stack.dir.join("status-patch.json");
+        std::fs::write(&path, &patch).unwrap();
+        stack.kubectl_ok(
+            &[
+                "-n",
+                &ns,
+                "patch",
+                "seinode",
+                name,
+                "--subresource=status",
+                "--type=merge",
+                "--patch-file",
+                path.to_str().unwrap(),
+            ],
+            None,
+        );
+    }
+    // The watch continues: a later change of a good node arrives.
+    stack.set_condition(&ns, "good", "True", "TLSSecretReady");
+    let ready = |name: &str| {
+        stack.query_one(&format!(
+            "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"{name}\"}}"
+        ))
+    };
+    eventually(
+        VISIBLE_WITHIN,
+        "the good node's update after the bad ones",
+        || (ready("good") == Some(1.0)).then_some(()),
+    );
+
+    // Odd but valid: exported.
+    eventually(VISIBLE_WITHIN, "odd-but-valid objects exported", || {
+        let reason = |name: &str| {
+            stack
+                .query(&format!(
+                    "seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"{name}\"}}"
+                ))
+                .first()
+                .map(|(l, _)| l["reason"].clone())
+        };
+        (reason("duplicate").as_deref() == Some("TLSSecretMalformed")
+            && reason("unicode").as_deref() == Some("InvalidReason")
+            && reason(&long_name).as_deref() == Some("TLSSecretSANsMismatch")
+            && reason("huge").as_deref() == Some("TLSSecretUnavailable"))
+        .then_some(())
+    });
+    // Bad: skipped, keeping the verdict they had (TLS set, no condition yet).
+    for name in ["not-a-list", "no-status", "odd-case", "wrong-type"] {
+        let s = stack.query(&format!(
+            "seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"{name}\"}}"
+        ));
+        assert_eq!(s.len(), 1, "{name}: {s:?}");
+        assert_eq!(
+            s[0].0["reason"], "ConditionMissing",
+            "{name} keeps its last known verdict"
+        );
+        let lines: Vec<String> = watcher
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("skipping SeiNode") && l.contains(&format!("name=\"{name}\"")))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{name}: one log line per bad object:\n{}",
+            watcher.log_text()
+        );
+        assert!(
+            lines[0].contains(&ns),
+            "{name}: the line names the namespace: {}",
+            lines[0]
+        );
+    }
+    eventually(VISIBLE_WITHIN, "decode errors counted by kind", || {
+        let count = |kind: &str| {
+            stack
+                .query_one(&format!(
+                    "seinode_tls_watcher_decode_errors_total{{instance=\"{}\",kind=\"{kind}\"}}",
+                    watcher.instance
+                ))
+                .unwrap_or(0.0)
+        };
+        (count("conditions_not_a_list") == 1.0
+            && count("missing_status") == 1.0
+            && count("invalid_status") == 1.0
+            && count("wrong_type") == 1.0)
+            .then_some(())
+    });
+    assert!(!watcher.log_text().contains("panicked"));
+    assert!(watcher.terminate().success());
+}
