@@ -545,6 +545,23 @@ pub fn staleness_request(
     }
 }
 
+/// What an operator should check, from the text of a gRPC/transport error. The raw text
+/// stays in the line; the hint names the likely cause in plain words.
+pub fn export_hint(error: &str) -> Option<&'static str> {
+    let has = |needle: &str| error.contains(needle);
+    if has("InvalidContentType") || has("corrupt message") {
+        Some("the collector does not speak TLS on this port: use an http:// endpoint, or enable TLS on its OTLP receiver")
+    } else if has("UnknownIssuer") || has("invalid peer certificate") || has("certificate") {
+        Some("the collector's certificate is not trusted or does not match: check --otlp-ca-file and the endpoint's host name")
+    } else if has("Connection refused") || has("tcp connect error") || has("dns error") {
+        Some("nothing answers at the OTLP endpoint: is the collector running and reachable?")
+    } else if has("deadline") || has("Timeout") || has("timed out") || has("DeadlineExceeded") {
+        Some("the collector did not answer within --export-timeout")
+    } else {
+        None
+    }
+}
+
 /// Wraps the OTLP exporter: exports current values, then staleness markers for series that
 /// disappeared; counts and logs (rate-limited) failures of both.
 pub struct StalenessExporter<E> {
@@ -575,7 +592,11 @@ impl<E> StalenessExporter<E> {
         let repeat = matches!(*last, Some((s, at)) if s == stage && at.elapsed() < EXPORT_ERROR_LOG_INTERVAL);
         if !repeat {
             *last = Some((stage, Instant::now()));
-            warn!(stage, "OTLP export to the collector failed: {error}; the watch continues and the next export retries");
+            let text = error.to_string();
+            let hint = export_hint(&text)
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            warn!(stage, "OTLP export to the collector failed{hint}: {text}; the watch continues and the next export retries");
         }
     }
 

@@ -465,3 +465,26 @@ fn staleness_request_has_no_recorded_value_points_with_the_same_identity() {
         ])
     );
 }
+
+#[test]
+fn export_errors_get_a_plain_hint() {
+    let cases = [
+        (
+            "transport error: received corrupt message of type InvalidContentType",
+            "does not speak TLS",
+        ),
+        ("invalid peer certificate: UnknownIssuer", "not trusted"),
+        (
+            "tcp connect error: Connection refused (os error 111)",
+            "nothing answers",
+        ),
+        ("Timeout expired", "within --export-timeout"),
+    ];
+    for (error, hint) in cases {
+        assert!(
+            export_hint(error).is_some_and(|h| h.contains(hint)),
+            "{error}"
+        );
+    }
+    assert_eq!(export_hint("something else"), None);
+}

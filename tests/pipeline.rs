@@ -229,3 +229,87 @@ fn bad_configuration_fails_with_one_clear_line() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn unreachable_api_server_and_tls_to_plaintext_collector_are_one_clear_line_each() {
+    let stack = Stack::get();
+    // An API server address where nothing listens: the watcher keeps retrying, says so once.
+    let kubeconfig = stack.dir.join("unreachable.kubeconfig");
+    let text = std::fs::read_to_string(stack.kubeconfig()).unwrap();
+    let text = text.replace(
+        &format!("127.0.0.1:{}", stack.port("APISERVER_PORT")),
+        &format!("127.0.0.1:{}", free_port()),
+    );
+    std::fs::write(&kubeconfig, text).unwrap();
+    let mut unreachable = Watcher::start(
+        &stack,
+        "unreachable-api",
+        &["--kubeconfig", kubeconfig.to_str().unwrap()],
+    );
+    eventually(
+        Duration::from_secs(20),
+        "a line saying the API server cannot be reached",
+        || {
+            unreachable
+                .log_text()
+                .contains("cannot reach the API server")
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        unreachable
+            .log_text()
+            .matches("cannot reach the API server")
+            .count(),
+        1,
+        "said once, not per retry:\n{}",
+        unreachable.log_text()
+    );
+    assert!(unreachable.is_running(), "keeps retrying");
+    assert_eq!(unreachable.admin_status("/readyz"), 503);
+    assert!(unreachable.terminate().success());
+
+    // https:// to the plaintext collector: the TLS handshake fails, each export says so.
+    let ns = stack.namespace("tls-mismatch");
+    let tls_endpoint = format!("https://127.0.0.1:{}", stack.port("OTLP_GRPC_PORT"));
+    let mut mismatch = Watcher::start(
+        &stack,
+        "tls-mismatch",
+        &[
+            "--namespace",
+            &ns,
+            "--otlp-endpoint",
+            &tls_endpoint,
+            "--export-timeout",
+            "2s",
+        ],
+    );
+    eventually(
+        Duration::from_secs(30),
+        "a line saying the export failed",
+        || {
+            mismatch
+                .log_text()
+                .contains("OTLP export to the collector failed")
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let lines: Vec<String> = mismatch
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("OTLP export to the collector failed"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 1, "rate-limited to one line: {lines:?}");
+    eprintln!("TLS to a plaintext collector logs: {}", lines[0]);
+    assert!(
+        lines[0].contains("the collector does not speak TLS on this port"),
+        "{}",
+        lines[0]
+    );
+    assert!(mismatch.is_running());
+    assert!(mismatch.terminate().success());
+}

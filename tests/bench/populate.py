@@ -5,7 +5,7 @@ Talks to the API server directly (client certificate from the stack's PKI) with 
 threads, because one kubectl call per object is far too slow for 10,000 objects.
 
   populate.py create --namespace bench --count 10000 [--false-every 10] [--pad-kb 18]
-  populate.py flip   --namespace bench --names n-1,n-7 --status False --reason TLSSecretNotFound
+  populate.py flip   --namespace bench --names n-1,n-7 --status False --reason TLSSecretNotFound [--timestamps f.json]
   populate.py delete --namespace bench --count 10000
 
 Reads $SEINODE_STACK_DIR (default /tmp/seinode-stack). Prints one summary line.
@@ -110,6 +110,7 @@ def main():
     p.add_argument("--false-every", type=int, default=0, help="create: every Nth node False")
     p.add_argument("--pad-kb", type=int, default=0, help="create: add about this many KB to each spec")
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--timestamps", help="flip: write {name: unix time the API server accepted the flip} here")
     a = p.parse_args()
     code, _ = call("GET", f"/api/v1/namespaces/{a.namespace}")
     if code == 404:
@@ -125,7 +126,13 @@ def main():
                        "TLSSecretNotFound" if broken else "TLSSecretReady", a.pad_kb)
             list(pool.map(one, enumerate(names)))
         elif a.action == "flip":
-            list(pool.map(lambda n: set_status(a.namespace, n, a.status, a.reason), names))
+            def flip(n):
+                set_status(a.namespace, n, a.status, a.reason)
+                return n, time.time()
+            done = dict(pool.map(flip, names))
+            if a.timestamps:
+                with open(a.timestamps, "w") as f:
+                    json.dump(done, f)
         else:
             list(pool.map(lambda n: call("DELETE", f"{base(a.namespace)}/{n}"), names))
     print(f"{a.action}: {len(names)} SeiNodes in {a.namespace} in {time.time() - start:.1f}s", file=sys.stderr)

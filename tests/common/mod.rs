@@ -268,15 +268,21 @@ impl Watcher {
         ));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_seinode-tls-watcher"));
-        if !args.contains(&"--kubeconfig") {
-            cmd.arg("--kubeconfig").arg(stack.kubeconfig());
+        // Defaults for the stack, unless the test passes its own.
+        let defaults = [
+            ("--kubeconfig", stack.kubeconfig().display().to_string()),
+            ("--otlp-endpoint", stack.otlp_endpoint()),
+            (
+                "--export-interval",
+                format!("{}ms", EXPORT_INTERVAL.as_millis()),
+            ),
+        ];
+        for (flag, value) in defaults {
+            if !args.contains(&flag) {
+                cmd.args([flag, value.as_str()]);
+            }
         }
         let child = cmd
-            .args(["--otlp-endpoint", &stack.otlp_endpoint()])
-            .args([
-                "--export-interval",
-                &format!("{}ms", EXPORT_INTERVAL.as_millis()),
-            ])
             .args(["--admin-addr", &admin, "--instance-id", instance])
             .args(args)
             .envs(env.iter().copied())
@@ -336,6 +342,10 @@ impl Watcher {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn is_running(&mut self) -> bool {
