@@ -562,6 +562,12 @@ pub fn export_hint(error: &str) -> Option<&'static str> {
     }
 }
 
+#[derive(Debug, Default)]
+struct FailureLog {
+    failing_since: Option<Instant>,
+    last_logged: Option<Instant>,
+}
+
 /// Wraps the OTLP exporter: exports current values, then staleness markers for series that
 /// disappeared; counts and logs (rate-limited) failures of both.
 pub struct StalenessExporter<E> {
@@ -571,8 +577,10 @@ pub struct StalenessExporter<E> {
     /// Markers not delivered yet, with when they were first due; bounded by
     /// [`STALENESS_RETRY_WINDOW`].
     pending: Mutex<Vec<(StaleSeries, Instant)>>,
-    /// Kind and time of the last failure logged at `warn`.
-    last_failure: Mutex<Option<(&'static str, Instant)>>,
+    /// Failure bookkeeping for the log: since when exports fail, and when a failure was
+    /// last logged at `warn` (at most once per [`EXPORT_ERROR_LOG_INTERVAL`], whatever the
+    /// stage, so an outage costs a line every few minutes, not one per export).
+    failures: Mutex<FailureLog>,
 }
 
 impl<E> StalenessExporter<E> {
@@ -582,31 +590,34 @@ impl<E> StalenessExporter<E> {
             sender,
             shared,
             pending: Mutex::new(Vec::new()),
-            last_failure: Mutex::new(None),
+            failures: Mutex::new(FailureLog::default()),
         }
     }
 
     fn failed(&self, stage: &'static str, error: &dyn std::fmt::Display) {
         self.shared.stats.export_errors.inc(stage);
-        let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
-        let repeat = matches!(*last, Some((s, at)) if s == stage && at.elapsed() < EXPORT_ERROR_LOG_INTERVAL);
-        if !repeat {
-            *last = Some((stage, Instant::now()));
-            let text = error.to_string();
-            let hint = export_hint(&text)
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default();
-            warn!(stage, "OTLP export to the collector failed{hint}: {text}; the watch continues and the next export retries");
+        let mut log = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        log.failing_since.get_or_insert(now);
+        if log
+            .last_logged
+            .is_some_and(|at| now.duration_since(at) < EXPORT_ERROR_LOG_INTERVAL)
+        {
+            return;
         }
+        log.last_logged = Some(now);
+        let text = error.to_string();
+        let hint = export_hint(&text)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        warn!(stage, "OTLP export to the collector failed{hint}: {text}; the watch continues and the next export retries");
     }
 
     fn succeeded(&self) {
-        let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((stage, _)) = last.take() {
-            info!(
-                previous_failure = stage,
-                "OTLP export to the collector recovered"
-            );
+        let mut log = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(since) = log.failing_since.take() {
+            log.last_logged = None;
+            info!(failing_for = ?since.elapsed(), "OTLP export to the collector recovered");
         }
     }
 

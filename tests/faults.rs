@@ -17,6 +17,38 @@ use common::*;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Stops a stack component for a fault and starts it again however the test ends, so a
+/// failing assertion never leaves the stack broken for the next test.
+struct Outage<'a> {
+    stack: &'a Stack,
+    component: &'static str,
+    healed: bool,
+}
+
+impl<'a> Outage<'a> {
+    fn begin(stack: &'a Stack, component: &'static str) -> Self {
+        stack.stack(&["stop", component]);
+        Outage {
+            stack,
+            component,
+            healed: false,
+        }
+    }
+
+    fn heal(&mut self) {
+        self.stack.stack(&["start", self.component]);
+        self.healed = true;
+    }
+}
+
+impl Drop for Outage<'_> {
+    fn drop(&mut self) {
+        if !self.healed {
+            self.stack.stack(&["start", self.component]);
+        }
+    }
+}
+
 fn outage() -> Duration {
     Duration::from_secs(
         std::env::var("SEINODE_FAULT_OUTAGE_SECS")
@@ -62,7 +94,7 @@ fn collector_outage_loses_nothing() {
             .then_some(())
     });
 
-    stack.stack(&["stop", "otelcol"]);
+    let mut collector = Outage::begin(&stack, "otelcol");
     let down_at = Instant::now();
     stack.set_condition(&ns, "flip", "False", "TLSSecretNotFound");
     stack.delete_seinode(&ns, "gone");
@@ -87,7 +119,7 @@ fn collector_outage_loses_nothing() {
         "export failures are rate-limited in the log, got {failures} lines"
     );
 
-    stack.stack(&["start", "otelcol"]);
+    collector.heal();
     let healed_at = Instant::now();
     eventually(
         Duration::from_secs(30),
@@ -134,13 +166,13 @@ fn prometheus_outage_is_bridged_by_the_collector_queue() {
         (ready(&stack, &ns, "a") == Some(1.0)).then_some(())
     });
 
-    stack.stack(&["stop", "prometheus"]);
+    let mut prometheus = Outage::begin(&stack, "prometheus");
     let down_from = jiff::Timestamp::now();
     std::thread::sleep(outage() / 2);
     stack.set_condition(&ns, "a", "False", "TLSSecretNotFound");
     std::thread::sleep(outage() / 2);
     let down_to = jiff::Timestamp::now();
-    stack.stack(&["start", "prometheus"]);
+    prometheus.heal();
     let healed_at = Instant::now();
     eventually(
         Duration::from_secs(60),

@@ -126,6 +126,10 @@ start_component() {
   load_ports
   local name=$1 log="$STACK_DIR/logs/$1.log" cmd=()
   mkdir -p "$STACK_DIR/logs" "$STACK_DIR/pids"
+  if [[ -f "$STACK_DIR/pids/$name.pid" ]] && kill -0 "$(cat "$STACK_DIR/pids/$name.pid")" 2>/dev/null; then
+    log "$name is already running"
+    return 0
+  fi
   case $name in
     etcd)
       cmd=("$(bin_path etcd)" --name stack --data-dir "$STACK_DIR/etcd"
