@@ -488,3 +488,95 @@ fn export_errors_get_a_plain_hint() {
     }
     assert_eq!(export_hint("something else"), None);
 }
+
+#[test]
+fn fifty_thousand_nodes_export_without_overflow() {
+    let h = Harness::new(crate::config::DEFAULT_MAX_SERIES);
+    for i in 0..50_000 {
+        h.set(
+            &format!("ns-{}", i % 50),
+            &format!("node-{i}"),
+            Some((ConditionStatus::True, "TLSSecretReady", Some(i))),
+        );
+    }
+    let points = h.export();
+    for metric in [names::READY, names::STATUS, names::LAST_TRANSITION] {
+        let series = select(&points, metric);
+        assert_eq!(series.len(), 50_000, "{metric}");
+        assert!(
+            series
+                .iter()
+                .all(|p| !p.labels.contains_key("otel.metric.overflow")),
+            "{metric} overflowed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_changes_is_exported_at_once_in_a_few_exports() {
+    let h = Arc::new(Harness::new(10_000));
+    h.memory.reset();
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let exporter = Arc::new(Exporter::with_exporter(
+        h.memory.clone(),
+        &ExportConfig {
+            endpoint: String::new(),
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(1),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            max_series_per_metric: 10_000,
+            stale_on_shutdown: false,
+        },
+        crate::telemetry::resource("svc", Some("p"), None),
+        h.shared.clone(),
+    ));
+    let task = tokio::spawn(exporter.clone().run_event_driven(async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    }));
+    // 1,000 verdict changes over about 200 ms, each announced as the watch stage does.
+    let started = std::time::Instant::now();
+    for i in 0..1_000 {
+        h.set(
+            "ns",
+            &format!("n{i}"),
+            Some((ConditionStatus::False, "TLSSecretNotFound", None)),
+        );
+        h.shared.changed.notify_one();
+        if i % 100 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let burst = started.elapsed();
+    // Exported without waiting for the (hour-long) periodic interval. How fast is measured
+    // end to end by tests/e2e.rs; here a generous bound only guards against hanging.
+    let last_change = std::time::Instant::now();
+    let deadline = last_change + Duration::from_secs(10);
+    loop {
+        let exports = h.memory.get_finished_metrics().unwrap();
+        if exports
+            .last()
+            .is_some_and(|rm| select(&points_of(rm), names::READY).len() == 1_000)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst was never exported"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "burst of 1,000 changes in {burst:?} exported {:?} after the last change",
+        last_change.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let exports = h.memory.get_finished_metrics().unwrap().len();
+    let _ = stop_tx.send(true);
+    let _ = task.await;
+    assert!(
+        (1..=5).contains(&exports),
+        "1,000 changes in {burst:?} cost {exports} exports"
+    );
+}

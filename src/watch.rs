@@ -385,6 +385,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn objects_without_namespace_or_name_are_counted_and_skipped() {
+        let shared = Arc::new(Shared::new(1));
+        let mut no_namespace = object("ns", "a", Some("True"));
+        no_namespace.metadata.namespace = None;
+        let mut no_name = object("ns", "b", Some("True"));
+        no_name.metadata.name = None;
+        feed(
+            vec![
+                Ok(Event::Init),
+                Ok(Event::InitApply(no_namespace.clone())),
+                Ok(Event::InitApply(object("ns", "ok", Some("True")))),
+                Ok(Event::InitDone),
+                Ok(Event::Apply(no_name)),
+                Ok(Event::Delete(no_namespace)),
+            ],
+            shared.clone(),
+        )
+        .await;
+        assert_eq!(shared.stats.decode_errors.get("other"), 2);
+        assert_eq!(shared.index().len(), 1);
+        assert_eq!(status_of(&shared, "ns", "ok"), Some(ConditionStatus::True));
+    }
+
+    #[tokio::test]
     async fn not_ready_until_first_list_completes() {
         let shared = Arc::new(Shared::new(1));
         feed(
