@@ -13,36 +13,52 @@ use common::*;
 static SERIAL: Mutex<()> = Mutex::new(());
 const NAMESPACE: &str = "seinode-tls-watcher";
 
-fn ensure_namespace(stack: &Stack) {
-    let (exists, _, _) = stack.kubectl(&["get", "namespace", NAMESPACE], None);
+fn ensure_namespace(stack: &Stack, name: &str) {
+    let (exists, _, _) = stack.kubectl(&["get", "namespace", name], None);
     if !exists {
-        stack.kubectl_ok(&["create", "namespace", NAMESPACE], None);
+        stack.kubectl_ok(&["create", "namespace", name], None);
     }
 }
 
-/// A kubeconfig that authenticates as the watcher's ServiceAccount (a TokenRequest token).
-fn service_account_kubeconfig(stack: &Stack) -> std::path::PathBuf {
+/// `kubectl apply --server-side --dry-run=server -k DIR`; returns what kubectl printed.
+fn dry_run_apply(stack: &Stack, dir: &str) -> String {
+    let path = repo_path(dir);
+    let (ok, out, err) = stack.kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-k",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "{dir} does not apply: {err}\n{out}");
+    out
+}
+
+/// A kubeconfig that authenticates as a ServiceAccount of NAMESPACE (a TokenRequest token).
+fn token_kubeconfig(stack: &Stack, service_account: &str) -> std::path::PathBuf {
     let token = stack.kubectl_ok(
         &[
             "-n",
             NAMESPACE,
             "create",
             "token",
-            "seinode-tls-watcher",
+            service_account,
             "--duration",
             "1h",
         ],
         None,
     );
-    let server = format!("https://127.0.0.1:{}", stack.port("APISERVER_PORT"));
-    let path = stack.dir.join("watcher-sa.kubeconfig");
-    let ca = stack.dir.join("pki/ca.crt");
+    let path = stack.dir.join(format!("{service_account}.kubeconfig"));
     std::fs::write(
         &path,
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: {server}\n    certificate-authority: {}\n\
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\n\
              users:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: sa\n  context: {{cluster: s, user: sa}}\ncurrent-context: sa\n",
-            ca.display(),
+            stack.port("APISERVER_PORT"),
+            stack.dir.join("pki/ca.crt").display(),
             token.trim()
         ),
     )
@@ -55,18 +71,8 @@ fn service_account_kubeconfig(stack: &Stack) -> std::path::PathBuf {
 fn manifests_apply_server_side() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let stack = Stack::get();
-    ensure_namespace(&stack);
-    let (ok, out, err) = stack.kubectl(
-        &[
-            "apply",
-            "--server-side",
-            "--dry-run=server",
-            "-k",
-            repo_path("deploy").to_str().unwrap(),
-        ],
-        None,
-    );
-    assert!(ok, "deploy/ does not apply: {err}\n{out}");
+    ensure_namespace(&stack, NAMESPACE);
+    let out = dry_run_apply(&stack, "deploy");
     for object in [
         "deployment.apps/seinode-tls-watcher",
         "clusterrole.rbac.authorization.k8s.io/seinode-tls-watcher",
@@ -78,21 +84,8 @@ fn manifests_apply_server_side() {
         assert!(out.contains(object), "{object} not applied: {out}");
     }
     // The namespaced variant needs its target namespace.
-    let (exists, _, _) = stack.kubectl(&["get", "namespace", "sei"], None);
-    if !exists {
-        stack.kubectl_ok(&["create", "namespace", "sei"], None);
-    }
-    let (ok, out, err) = stack.kubectl(
-        &[
-            "apply",
-            "--server-side",
-            "--dry-run=server",
-            "-k",
-            repo_path("deploy/watcher-namespaced").to_str().unwrap(),
-        ],
-        None,
-    );
-    assert!(ok, "deploy/watcher-namespaced does not apply: {err}\n{out}");
+    ensure_namespace(&stack, "sei");
+    let out = dry_run_apply(&stack, "deploy/watcher-namespaced");
     assert!(
         out.contains("role.rbac.authorization.k8s.io/seinode-tls-watcher"),
         "{out}"
@@ -104,7 +97,7 @@ fn manifests_apply_server_side() {
 fn watcher_runs_with_least_privilege() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let stack = Stack::get();
-    ensure_namespace(&stack);
+    ensure_namespace(&stack, NAMESPACE);
     for file in [
         "deploy/watcher/serviceaccount.yaml",
         "deploy/watcher/rbac.yaml",
@@ -121,7 +114,7 @@ fn watcher_runs_with_least_privilege() {
             None,
         );
     }
-    let kubeconfig = service_account_kubeconfig(&stack);
+    let kubeconfig = token_kubeconfig(&stack, "seinode-tls-watcher");
     let as_watcher = |args: &[&str]| {
         let mut full = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
         full.extend_from_slice(args);
@@ -209,23 +202,9 @@ fn watcher_runs_with_least_privilege() {
 fn missing_permission_is_one_clear_line() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let stack = Stack::get();
-    ensure_namespace(&stack);
-    stack.kubectl_ok(
-        &[
-            "-n",
-            NAMESPACE,
-            "apply",
-            "--server-side",
-            "-f",
-            repo_path("deploy/watcher/serviceaccount.yaml")
-                .to_str()
-                .unwrap(),
-        ],
-        None,
-    );
+    ensure_namespace(&stack, NAMESPACE);
     // A ServiceAccount without the ClusterRoleBinding: the namespaced variant's identity
-    // watching cluster-wide by mistake.
-    // (It may exist from an earlier run against the same stack.)
+    // watching cluster-wide by mistake. (It may exist from an earlier run on this stack.)
     let _ = stack.kubectl(
         &[
             "-n",
@@ -236,22 +215,7 @@ fn missing_permission_is_one_clear_line() {
         ],
         None,
     );
-    let token = stack.kubectl_ok(
-        &["-n", NAMESPACE, "create", "token", "unbound-watcher"],
-        None,
-    );
-    let path = stack.dir.join("unbound.kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\n\
-             users:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: u\n  context: {{cluster: s, user: u}}\ncurrent-context: u\n",
-            stack.port("APISERVER_PORT"),
-            stack.dir.join("pki/ca.crt").display(),
-            token.trim()
-        ),
-    )
-    .unwrap();
+    let path = token_kubeconfig(&stack, "unbound-watcher");
     let mut watcher = Watcher::start(
         &stack,
         "unbound-watcher",
