@@ -120,7 +120,13 @@ fn broken_secret_pages_and_resolves_with_the_shipped_rule() {
         "{annotations:?}"
     );
     assert!(annotations["since"].contains("UTC"), "{annotations:?}");
-    eprintln!("broken -> page received: {:?}", broken_at.elapsed());
+    report_figure(
+        &stack,
+        &format!(
+            "e2e, shipped rule (for: 5m): condition False -> page at the receiver after {:.1?}",
+            broken_at.elapsed()
+        ),
+    );
 
     let fixed_at = Instant::now();
     stack.set_condition(&ns, "rpc-0", "True", "TLSSecretReady");
@@ -130,7 +136,13 @@ fn broken_secret_pages_and_resolves_with_the_shipped_rule() {
             .find(|(status, labels, _)| status == "resolved" && labels["name"] == "rpc-0")
             .map(|_| ())
     });
-    eprintln!("fixed -> resolved notification: {:?}", fixed_at.elapsed());
+    report_figure(
+        &stack,
+        &format!(
+            "e2e: condition True -> resolved notification after {:.1?}",
+            fixed_at.elapsed()
+        ),
+    );
     assert!(watcher.terminate().success());
 }
 
@@ -163,7 +175,13 @@ fn deleted_while_broken_never_pages() {
                 .then_some(())
         },
     );
-    eprintln!("deleted -> series gone: {:?}", deleted_at.elapsed());
+    report_figure(
+        &stack,
+        &format!(
+            "e2e: SeiNode deleted while broken -> its series stop matching after {:.1?}; no page",
+            deleted_at.elapsed()
+        ),
+    );
     // Well past the moment the alert would have fired had the last 0 lingered.
     while broken_at.elapsed() < Duration::from_secs(6 * 60 + 30) {
         assert_ne!(
@@ -252,7 +270,6 @@ fn thousand_nodes_hundred_flips_report_exactly_those() {
         latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
     };
     let report = format!("flip -> queryable in Prometheus, 100 of 1,000 SeiNodes: p50 {:.3}s p99 {:.3}s max {:.3}s (poll 100 ms)", pct(0.5), pct(0.99), latencies[latencies.len() - 1]);
-    eprintln!("{report}");
-    std::fs::write(stack.dir.join("e2e-latency.txt"), format!("{report}\n")).unwrap();
+    report_figure(&stack, &report);
     assert!(watcher.terminate().success());
 }

@@ -128,9 +128,12 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
                 .then_some(())
         },
     );
-    eprintln!(
-        "deleted node's series stopped matching after {:?}",
-        deleted_at.elapsed()
+    report_figure(
+        &stack,
+        &format!(
+            "pipeline: deleted SeiNode's series stopped matching after {:.1?}",
+            deleted_at.elapsed()
+        ),
     );
     // ... because the watcher sent staleness markers, not because anything timed out.
     eventually(VISIBLE_WITHIN, "staleness markers counted", || {

@@ -362,6 +362,18 @@ impl Drop for Watcher {
     }
 }
 
+/// Records a measured figure: printed, and appended to $SEINODE_STACK_DIR/figures.txt,
+/// which tests/run prints at the end of a run.
+pub fn report_figure(stack: &Stack, line: &str) {
+    eprintln!("{line}");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stack.dir.join("figures.txt"))
+        .expect("figures.txt");
+    writeln!(file, "{line}").expect("write figures.txt");
+}
+
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
