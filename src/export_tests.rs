@@ -580,3 +580,17 @@ async fn a_burst_of_changes_is_exported_at_once_in_a_few_exports() {
         "1,000 changes in {burst:?} cost {exports} exports"
     );
 }
+
+#[test]
+fn attributes_are_given_in_key_order() {
+    // The SDK keeps an unsorted attribute set twice (as given and sorted); see node_labels.
+    let key = crate::index::ObjectKey {
+        namespace: "ns".into(),
+        name: "n".into(),
+    };
+    let labels = node_labels(&key);
+    assert!(labels
+        .windows(2)
+        .all(|w| w[0].key.as_str() < w[1].key.as_str()));
+    assert!("name" < "namespace" && "namespace" < "reason" && "reason" < "status");
+}
