@@ -180,7 +180,7 @@ start_component() {
   echo $! >"$STACK_DIR/pids/$name.pid"
 }
 
-# health_url NAME: what `up` polls until it answers 200.
+# health_check NAME: what `up` polls until it succeeds (an HTTP 200 from the component).
 health_check() {
   case $1 in
     etcd) curl -fsS "http://127.0.0.1:$ETCD_PORT/health" ;;
@@ -282,7 +282,7 @@ stack_down() {
     return 0
   fi
   local comp reversed=""
-  for comp in $RUN_COMPONENTS otelcol-fake; do reversed="$comp $reversed"; done
+  for comp in $RUN_COMPONENTS; do reversed="$comp $reversed"; done
   for comp in $reversed; do stop_component "$comp"; done
   # Safety: only ever remove a directory that holds a stack.
   if [[ -f "$STACK_DIR/ports.env" ]]; then rm -rf "$STACK_DIR"; fi
