@@ -56,7 +56,7 @@ fn points_of(rm: &ResourceMetrics) -> Vec<Point> {
 struct Harness {
     shared: Arc<Shared>,
     memory: InMemoryMetricExporter,
-    exporter: Exporter,
+    exporter: Arc<Exporter>,
 }
 
 impl Harness {
@@ -75,7 +75,12 @@ impl Harness {
             stale_on_shutdown: true,
         };
         let resource = crate::telemetry::resource("svc", Some("pod-1"), Some("prod-eu"));
-        let exporter = Exporter::with_exporter(memory.clone(), &config, resource, shared.clone());
+        let exporter = Arc::new(Exporter::with_exporter(
+            memory.clone(),
+            &config,
+            resource,
+            shared.clone(),
+        ));
         Self {
             shared,
             memory,
@@ -517,22 +522,7 @@ async fn a_burst_of_changes_is_exported_at_once_in_a_few_exports() {
     let h = Arc::new(Harness::new(10_000));
     h.memory.reset();
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let exporter = Arc::new(Exporter::with_exporter(
-        h.memory.clone(),
-        &ExportConfig {
-            endpoint: String::new(),
-            interval: Duration::from_secs(3600),
-            timeout: Duration::from_secs(1),
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
-            max_series_per_metric: 10_000,
-            stale_on_shutdown: false,
-        },
-        crate::telemetry::resource("svc", Some("p"), None),
-        h.shared.clone(),
-    ));
-    let task = tokio::spawn(exporter.clone().run_event_driven(async move {
+    let task = tokio::spawn(h.exporter.clone().run_event_driven(async move {
         let _ = stop_rx.wait_for(|s| *s).await;
     }));
     // 1,000 verdict changes over about 200 ms, each announced as the watch stage does.
