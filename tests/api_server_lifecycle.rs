@@ -49,12 +49,6 @@ impl Drop for RestoreCrd<'_> {
     }
 }
 
-fn ready(stack: &Stack, ns: &str, name: &str) -> Option<f64> {
-    stack.query_one(&format!(
-        "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"{name}\"}}"
-    ))
-}
-
 #[test]
 #[ignore = "needs the local stack: run tests/run"]
 fn crd_installed_after_the_watcher_starts() {
@@ -108,7 +102,7 @@ fn crd_installed_after_the_watcher_starts() {
     eventually(
         Duration::from_secs(90),
         "exported once the CRD exists",
-        || (ready(&stack, &ns, "a") == Some(0.0)).then_some(()),
+        || (stack.ready(&ns, "a") == Some(0.0)).then_some(()),
     );
     watcher.wait_ready();
     assert!(
@@ -153,10 +147,10 @@ fn resync_after_an_api_server_restart() {
         "Prometheus matches the API server after the restart",
         || {
             let state = (
-                ready(&stack, &ns, "keep"),
-                ready(&stack, &ns, "flip"),
-                ready(&stack, &ns, "gone"),
-                ready(&stack, &ns, "new"),
+                stack.ready(&ns, "keep"),
+                stack.ready(&ns, "flip"),
+                stack.ready(&ns, "gone"),
+                stack.ready(&ns, "new"),
             );
             (state == (Some(1.0), Some(0.0), None, Some(0.0))).then_some(())
         },
@@ -223,7 +217,7 @@ fn upstream_crd_and_sample_are_read() {
         (s.len() == 1 && s[0].0["reason"] == "TLSSecretSANsMismatch" && s[0].0["status"] == "False")
             .then_some(())
     });
-    assert_eq!(ready(&stack, &ns, "pacific-1-full-node"), Some(0.0));
+    assert_eq!(stack.ready(&ns, "pacific-1-full-node"), Some(0.0));
     assert!(watcher.terminate().success());
 }
 

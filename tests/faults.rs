@@ -58,12 +58,6 @@ fn outage() -> Duration {
     )
 }
 
-fn ready(stack: &Stack, ns: &str, name: &str) -> Option<f64> {
-    stack.query_one(&format!(
-        "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"{name}\"}}"
-    ))
-}
-
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -90,7 +84,7 @@ fn collector_outage_loses_nothing() {
     );
     watcher.wait_ready();
     eventually(Duration::from_secs(30), "both nodes exported", || {
-        (ready(&stack, &ns, "flip") == Some(1.0) && ready(&stack, &ns, "gone") == Some(1.0))
+        (stack.ready(&ns, "flip") == Some(1.0) && stack.ready(&ns, "gone") == Some(1.0))
             .then_some(())
     });
 
@@ -127,9 +121,9 @@ fn collector_outage_loses_nothing() {
         Duration::from_secs(30),
         "Prometheus matches the API server after the collector returns",
         || {
-            (ready(&stack, &ns, "flip") == Some(0.0)
-                && ready(&stack, &ns, "gone").is_none()
-                && ready(&stack, &ns, "new") == Some(0.0))
+            (stack.ready(&ns, "flip") == Some(0.0)
+                && stack.ready(&ns, "gone").is_none()
+                && stack.ready(&ns, "new") == Some(0.0))
             .then_some(())
         },
     );
@@ -165,7 +159,7 @@ fn prometheus_outage_is_bridged_by_the_collector_queue() {
     let mut watcher = Watcher::start(&stack, &instance, &["--namespace", &ns]);
     watcher.wait_ready();
     eventually(Duration::from_secs(30), "exported", || {
-        (ready(&stack, &ns, "a") == Some(1.0)).then_some(())
+        (stack.ready(&ns, "a") == Some(1.0)).then_some(())
     });
 
     let mut prometheus = Outage::begin(&stack, "prometheus");
@@ -179,7 +173,7 @@ fn prometheus_outage_is_bridged_by_the_collector_queue() {
     eventually(
         Duration::from_secs(60),
         "current state correct after Prometheus returns",
-        || (ready(&stack, &ns, "a") == Some(0.0)).then_some(()),
+        || (stack.ready(&ns, "a") == Some(0.0)).then_some(()),
     );
     let current_after = healed_at.elapsed();
 
@@ -216,7 +210,7 @@ fn sigterm_exports_once_more_and_leaves_no_stale_zero() {
     let mut watcher = Watcher::start(&stack, &instance, &["--namespace", &ns]);
     watcher.wait_ready();
     eventually(Duration::from_secs(30), "broken node exported", || {
-        (ready(&stack, &ns, "a") == Some(0.0)).then_some(())
+        (stack.ready(&ns, "a") == Some(0.0)).then_some(())
     });
 
     let status = watcher.terminate();
@@ -230,7 +224,7 @@ fn sigterm_exports_once_more_and_leaves_no_stale_zero() {
     eventually(
         Duration::from_secs(10),
         "the stopped watcher's 0 stops matching",
-        || ready(&stack, &ns, "a").is_none().then_some(()),
+        || stack.ready(&ns, "a").is_none().then_some(()),
     );
     report_figure(
         &stack,
@@ -246,7 +240,7 @@ fn sigterm_exports_once_more_and_leaves_no_stale_zero() {
     eventually(
         Duration::from_secs(30),
         "reported again after restart",
-        || (ready(&stack, &ns, "a") == Some(0.0)).then_some(()),
+        || (stack.ready(&ns, "a") == Some(0.0)).then_some(()),
     );
     assert!(again.terminate().success());
 }

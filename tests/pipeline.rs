@@ -14,12 +14,6 @@ use common::*;
 /// lookback by far, which is what the staleness markers are for.
 const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 
-fn ready(stack: &Stack, ns: &str, name: &str) -> Option<f64> {
-    stack.query_one(&format!(
-        "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"{name}\"}}"
-    ))
-}
-
 #[test]
 #[ignore = "needs the local stack: run tests/run"]
 fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
@@ -34,7 +28,7 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
     watcher.wait_ready();
 
     eventually(VISIBLE_WITHIN, "broken node exported as 0", || {
-        (ready(&stack, &ns, "broken") == Some(0.0)).then_some(())
+        (stack.ready(&ns, "broken") == Some(0.0)).then_some(())
     });
     eventually(VISIBLE_WITHIN, "pending node has a status series", || {
         (stack.query_one(&format!("seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"pending\",status=\"Unknown\",reason=\"ConditionMissing\"}}")) == Some(1.0)).then_some(())
@@ -85,7 +79,7 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
         "out-of-scope node not exported"
     );
     assert!(
-        ready(&stack, &ns, "pending").is_none(),
+        stack.ready(&ns, "pending").is_none(),
         "no ready sample while the condition is missing"
     );
     let since = stack.query_one(&format!("seinode_sidecar_tls_secret_last_transition_timestamp_seconds{{namespace=\"{ns}\",name=\"broken\"}}")).unwrap();
@@ -102,7 +96,7 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
     // Status update: the old reason's series stops matching, the new one appears.
     stack.set_condition(&ns, "broken", "True", "TLSSecretReady");
     eventually(VISIBLE_WITHIN, "fixed node exported as 1", || {
-        (ready(&stack, &ns, "broken") == Some(1.0)).then_some(())
+        (stack.ready(&ns, "broken") == Some(1.0)).then_some(())
     });
     eventually(
         VISIBLE_WITHIN,

@@ -195,6 +195,13 @@ impl Stack {
             .collect()
     }
 
+    /// `seinode_sidecar_tls_secret_ready` of one SeiNode, or None when it has no sample.
+    pub fn ready(&self, ns: &str, name: &str) -> Option<f64> {
+        self.query_one(&format!(
+            "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"{name}\"}}"
+        ))
+    }
+
     /// The value of a query that must return exactly one series, or None when it has none.
     pub fn query_one(&self, promql: &str) -> Option<f64> {
         let result = self.query(promql);
