@@ -3,11 +3,12 @@
 
 use std::fmt::Write as _;
 
-use kube::api::{DynamicObject, ListParams};
+use kube::api::ListParams;
 use kube::Client;
 
 use crate::index::Scope;
 use crate::seinode::{decode_verdict, ConditionStatus, Verdict};
+use crate::view::SeiNodeView;
 use crate::watch::{WatchConfig, GROUP, PLURAL};
 use crate::Error;
 
@@ -52,7 +53,7 @@ pub async fn list_rows(client: Client, config: &WatchConfig) -> Result<Vec<Row>,
     Ok(rows)
 }
 
-fn row_of(object: &DynamicObject) -> Option<Row> {
+fn row_of(object: &SeiNodeView) -> Option<Row> {
     let verdict = match decode_verdict(&object.data) {
         Ok(None) => return None,
         Ok(Some(v)) => Ok(v),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::export::ExportConfig;
-use crate::watch::WatchConfig;
+use crate::watch::{ListStrategy, WatchConfig};
 use crate::Error;
 
 /// The default OTLP/gRPC endpoint, as the OpenTelemetry specification sets it.
@@ -19,8 +19,11 @@ pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(15);
 /// The default OTLP request timeout (the OpenTelemetry specification's default).
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Series per metric before the SDK folds the rest into an overflow series. The SDK's
-/// default is 2,000; this fits 65,536 SeiNodes, with room above the 50,000 we test.
-pub const DEFAULT_MAX_SERIES: usize = 65_536;
+/// default is 2,000, too few. The SDK allocates each per-SeiNode instrument's map for this
+/// many series up front (~32 bytes per slot, rounded up to a power of two), so the cap is
+/// paid for in memory once it fills: 16,384 costs ~1 MiB per instrument, 65,536 ~4 MiB.
+/// Above 16,000 SeiNodes, raise it (the watcher warns when it is reached).
+pub const DEFAULT_MAX_SERIES: usize = 16_384;
 
 /// Watches SeiNode sidecar-TLS readiness and exports it as OpenTelemetry metrics (OTLP/gRPC).
 #[derive(Debug, Parser)]
@@ -67,6 +70,7 @@ impl ScopeArgs {
         WatchConfig {
             namespaces: self.namespaces.clone(),
             label_selector: self.label_selector.clone(),
+            list: ListStrategy::default(),
         }
     }
 }
@@ -86,6 +90,10 @@ pub struct RunArgs {
     pub kube: KubeArgs,
     #[command(flatten)]
     pub scope: ScopeArgs,
+    /// How to get all SeiNodes at start and after a relist: `stream` (one streaming watch;
+    /// falls back to `paged` by itself where the API server has WatchList off) or `paged`.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ListStrategy::Stream)]
+    pub initial_list: ListStrategy,
 
     /// OTLP/gRPC endpoint of the collector. Default: $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
     /// then $OTEL_EXPORTER_OTLP_ENDPOINT, then http://localhost:4317. Use https:// for TLS.

@@ -20,7 +20,7 @@
 //! so those points are built with opentelemetry-proto and sent on the same gRPC channel,
 //! with the same resource and scope, right after the export of current values.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -236,7 +236,7 @@ impl Exporter {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
         );
-        let instruments = register_instruments(&meter, &shared);
+        let instruments = register_instruments(&meter, &shared, limit);
         shared.mark_exporter_ready();
         Self {
             provider,
@@ -284,19 +284,48 @@ impl Exporter {
     }
 }
 
+/// Logs, at most every 5 minutes, that more SeiNodes are in scope than the per-metric
+/// series cap: the SDK then folds the excess into one `otel.metric.overflow` series.
+/// Returns whether it logged.
+fn warn_if_over_cap(in_scope: usize, max_series: usize, last_warned: &AtomicI64) -> bool {
+    if in_scope < max_series {
+        return false;
+    }
+    let now = jiff::Timestamp::now().as_second();
+    let last = last_warned.load(Ordering::Relaxed);
+    if now - last >= 300
+        && last_warned
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        warn!(
+            in_scope,
+            max_series,
+            "more SeiNodes in scope than --max-series: the excess is exported as one \
+             otel.metric.overflow series, not per node; raise --max-series above the SeiNode count"
+        );
+        return true;
+    }
+    false
+}
+
 /// Registers every instrument; each callback reads the shared state at collection time.
 fn register_instruments(
     meter: &Meter,
     shared: &Arc<Shared>,
+    max_series: usize,
 ) -> Vec<Box<dyn std::any::Any + Send + Sync>> {
     let mut keep: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
     let s = shared.clone();
+    let cap_warned = AtomicI64::new(0);
     keep.push(Box::new(
         meter
             .u64_observable_gauge(names::READY)
             .with_description("1 when the SeiNode's SidecarTLSSecretReady condition is True, 0 when False; no sample when Unknown or missing")
             .with_callback(move |o: &dyn AsyncInstrument<u64>| {
-                for (key, verdict) in s.index().iter() {
+                let index = s.index();
+                warn_if_over_cap(index.len(), max_series, &cap_warned);
+                for (key, verdict) in index.iter() {
                     if let Some(value) = verdict.status.ready_value() {
                         o.observe(value, &node_labels(key));
                     }
@@ -644,6 +673,28 @@ impl<E> StalenessExporter<E> {
 
 impl<E: PushMetricExporter> PushMetricExporter for StalenessExporter<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let result = self.export_and_mark(metrics).await;
+        // The request and its encoding are freed by now: give the pages back.
+        crate::memory::release_free_memory();
+        result
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}
+
+impl<E: PushMetricExporter> StalenessExporter<E> {
+    /// Exports the SDK's batch, then the staleness markers that are due.
+    async fn export_and_mark(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         let result = self.inner.export(metrics).await;
         match &result {
             Ok(()) => {
@@ -678,18 +729,6 @@ impl<E: PushMetricExporter> PushMetricExporter for StalenessExporter<E> {
                 ))))
             }
         }
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn temporality(&self) -> Temporality {
-        self.inner.temporality()
     }
 }
 

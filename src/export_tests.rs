@@ -494,9 +494,10 @@ fn export_errors_get_a_plain_hint() {
     assert_eq!(export_hint("something else"), None);
 }
 
+/// Above the default cap, `--max-series` raised as docs/configuration.md says.
 #[test]
 fn fifty_thousand_nodes_export_without_overflow() {
-    let h = Harness::new(crate::config::DEFAULT_MAX_SERIES);
+    let h = Harness::new(65_536);
     for i in 0..50_000 {
         h.set(
             &format!("ns-{}", i % 50),
@@ -583,4 +584,51 @@ fn attributes_are_given_in_key_order() {
         .windows(2)
         .all(|w| w[0].key.as_str() < w[1].key.as_str()));
     assert!("name" < "namespace" && "namespace" < "reason" && "reason" < "status");
+}
+
+#[test]
+fn reaching_the_series_cap_is_logged_at_most_every_five_minutes() {
+    let last = AtomicI64::new(0);
+    assert!(!warn_if_over_cap(99, 100, &last), "below the cap: silent");
+    assert!(warn_if_over_cap(100, 100, &last), "at the cap: one line");
+    assert!(
+        !warn_if_over_cap(150, 100, &last),
+        "again within 5 minutes: silent"
+    );
+    last.fetch_sub(301, Ordering::Relaxed);
+    assert!(warn_if_over_cap(150, 100, &last), "5 minutes later: again");
+}
+
+#[test]
+fn the_default_cap_fits_sixteen_thousand_nodes_and_folds_the_rest() {
+    let h = Harness::new(crate::config::DEFAULT_MAX_SERIES);
+    for i in 0..16_000 {
+        h.set(
+            "ns",
+            &format!("node-{i}"),
+            Some((ConditionStatus::False, "TLSSecretNotFound", Some(i))),
+        );
+    }
+    let points = h.export();
+    let ready = select(&points, names::READY);
+    assert_eq!(ready.len(), 16_000);
+    assert!(ready
+        .iter()
+        .all(|p| !p.labels.contains_key("otel.metric.overflow")));
+    for i in 16_000..17_000 {
+        h.set(
+            "ns",
+            &format!("node-{i}"),
+            Some((ConditionStatus::False, "TLSSecretNotFound", Some(i))),
+        );
+    }
+    let points = h.export();
+    let ready = select(&points, names::READY);
+    assert!(
+        ready
+            .iter()
+            .any(|p| p.labels.contains_key("otel.metric.overflow")),
+        "17,000 nodes exceed the default cap of {}",
+        crate::config::DEFAULT_MAX_SERIES
+    );
 }

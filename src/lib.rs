@@ -27,10 +27,12 @@ pub mod config;
 mod error;
 pub mod export;
 pub mod index;
+pub mod memory;
 pub mod seinode;
 pub mod state;
 pub mod stats;
 pub mod telemetry;
+pub mod view;
 pub mod watch;
 
 use std::sync::Arc;
@@ -42,6 +44,7 @@ pub use error::Error;
 use crate::config::{CheckArgs, RunArgs};
 use crate::export::Exporter;
 use crate::state::Shared;
+use crate::watch::WatchConfig;
 
 /// Runs the watcher until `shutdown` completes, then exports once more and shuts the
 /// meter provider down. Returns an error only for what prevents starting.
@@ -59,7 +62,10 @@ pub async fn run(
         ..
     } = &args;
     let export_config = args.export_config(&|var| std::env::var(var).ok())?;
-    let watch_config = scope.watch_config();
+    let watch_config = WatchConfig {
+        list: args.initial_list,
+        ..scope.watch_config()
+    };
     let client = client::kube_client(kube).await?;
     let channel = export::build_channel(&export_config)?;
     let listener = admin::bind(*admin_addr).await?;

@@ -7,7 +7,7 @@
 //!                                                  Err(DecodeError)    malformed: logged, counted, skipped
 //! ```
 //!
-//! Only `spec.sidecar.tls`, `status.conditions` and `status.sidecarTLS` are read; every other
+//! Only `spec.sidecar.tls` and `status.conditions` are read (see [`crate::view`]); every other
 //! field is ignored, so new upstream fields never break the watcher. Conditions are read one
 //! by one: a malformed condition of *another* type does not make this object malformed.
 

@@ -51,12 +51,13 @@ impl<const N: usize> LabeledCounter<N> {
 /// Kinds of watch events, as the `event` label.
 pub const WATCH_EVENTS: [&str; 5] = ["apply", "delete", "init", "init_apply", "init_done"];
 /// Kinds of watch errors, as the `kind` label (see [`crate::watch::classify`]).
-pub const WATCH_ERRORS: [&str; 6] = [
+pub const WATCH_ERRORS: [&str; 7] = [
     "crd_missing",
     "forbidden",
     "unauthorized",
     "expired",
     "connect",
+    "streaming_refused",
     "other",
 ];
 /// Kinds of objects that could not be read, as the `kind` label (see
@@ -80,7 +81,7 @@ pub struct Stats {
     pub watch_events: LabeledCounter<5>,
     /// Watch stream errors by kind: a CRD that is missing, RBAC refusals, expired
     /// resourceVersions, connection failures.
-    pub watch_errors: LabeledCounter<6>,
+    pub watch_errors: LabeledCounter<7>,
     /// Objects skipped because their status could not be read, by kind.
     pub decode_errors: LabeledCounter<7>,
     /// Failed exports, by stage.

@@ -2,15 +2,17 @@
 //! `--namespace`), feeding verdicts into the readiness index.
 //!
 //! ```text
-//!   API server ──list+watch──▶ watcher(Api<DynamicObject>) ──Event──▶ handle_event ──▶ index
+//!   API server ──list+watch──▶ watcher(Api<SeiNodeView>) ──Event──▶ handle_event ──▶ index
 //!                                   │ default_backoff                         │
 //!                                   └─ Err ─▶ classify, count, log (rate-limited)   └─▶ Shared::changed
 //! ```
 //!
-//! Objects are watched as `DynamicObject`, not as a typed struct: with a typed watcher one
+//! Objects are watched as [`SeiNodeView`], not as a typed struct: with a typed watcher one
 //! object whose status does not deserialize fails the whole list page and stalls the watch.
-//! Here each object is decoded on its own ([`crate::seinode::decode_verdict`]); a bad one is
-//! logged, counted and skipped, and its last known verdict stays in the index.
+//! The view accepts any shape and keeps only the few fields the verdict needs, so memory does
+//! not grow with the size of the objects. Each object is then decoded on its own
+//! ([`crate::seinode::decode_verdict`]); a bad one is logged, counted and skipped, and its
+//! last known verdict stays in the index.
 //!
 //! `Init / InitApply / InitDone` is a resync: objects not re-listed are removed at
 //! `InitDone`. Nothing is stored but the verdict: there is no reflector cache.
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::ApiResource;
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
@@ -28,6 +30,7 @@ use tracing::{debug, info, warn};
 use crate::index::{Change, Scope};
 use crate::seinode::decode_verdict;
 use crate::state::Shared;
+use crate::view::SeiNodeView;
 
 /// The API group, version and plural of the resource, as in the upstream CRD.
 pub const GROUP: &str = "sei.io";
@@ -40,7 +43,7 @@ pub const PLURAL: &str = "seinodes";
 /// tailing logs sees the problem within minutes.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(300);
 
-/// The `ApiResource` for SeiNode, so `DynamicObject` needs no discovery round-trip.
+/// The `ApiResource` for SeiNode, so the watch needs no discovery round-trip.
 pub fn seinode_resource() -> ApiResource {
     ApiResource {
         group: GROUP.into(),
@@ -51,6 +54,24 @@ pub fn seinode_resource() -> ApiResource {
     }
 }
 
+/// Objects per page when lists are paged. kube's default is 500; at ~20 KB per SeiNode a
+/// page of 500 is a 10 MB response that is buffered whole (about three times over, in
+/// hyper's read buffer and the collected body) before it is parsed.
+pub const LIST_PAGE_SIZE: u32 = 100;
+
+/// How a watch gets the full state at start and after a relist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ListStrategy {
+    /// A streaming list: one watch request whose first events are the current objects
+    /// (`sendInitialEvents`, the WatchList feature; on by default in Kubernetes 1.32 and from
+    /// 1.34). Objects arrive one by one, so memory does not grow with a page. When the API
+    /// server refuses it (WatchList off, as in 1.33), the watch falls back to `paged`.
+    #[default]
+    Stream,
+    /// Paged list requests (LIST_PAGE_SIZE objects each), then a watch.
+    Paged,
+}
+
 /// What to watch.
 #[derive(Debug, Clone, Default)]
 pub struct WatchConfig {
@@ -58,6 +79,8 @@ pub struct WatchConfig {
     pub namespaces: Vec<String>,
     /// Server-side label selector, as `kubectl -l`.
     pub label_selector: Option<String>,
+    /// How to get the full state.
+    pub list: ListStrategy,
 }
 
 impl WatchConfig {
@@ -73,7 +96,7 @@ impl WatchConfig {
         }
     }
 
-    pub fn api(&self, client: Client, scope: &Scope) -> Api<DynamicObject> {
+    pub fn api(&self, client: Client, scope: &Scope) -> Api<SeiNodeView> {
         let resource = seinode_resource();
         match scope {
             Scope::AllNamespaces => Api::all_with(client, &resource),
@@ -81,8 +104,11 @@ impl WatchConfig {
         }
     }
 
-    pub fn watcher_config(&self) -> watcher::Config {
-        let config = watcher::Config::default();
+    pub fn watcher_config(&self, strategy: ListStrategy) -> watcher::Config {
+        let config = match strategy {
+            ListStrategy::Stream => watcher::Config::default().streaming_lists(),
+            ListStrategy::Paged => watcher::Config::default().page_size(LIST_PAGE_SIZE),
+        };
         match &self.label_selector {
             Some(selector) => config.labels(selector),
             None => config,
@@ -93,27 +119,68 @@ impl WatchConfig {
 /// Runs every watch until the process stops; never returns an error: watch errors are
 /// retried with backoff, counted and logged.
 pub async fn run(client: Client, config: WatchConfig, shared: Arc<Shared>) {
-    let watches = config.scopes().into_iter().map(|scope| {
-        let api = config.api(client.clone(), &scope);
-        let stream = watcher(api, config.watcher_config()).default_backoff();
-        watch_scope(stream, scope, shared.clone())
-    });
+    let watches = config
+        .scopes()
+        .into_iter()
+        .map(|scope| run_scope(client.clone(), &config, scope, shared.clone()));
     futures::future::join_all(watches).await;
 }
 
-/// Drives one watch stream into the index.
-pub async fn watch_scope<S>(stream: S, scope: Scope, shared: Arc<Shared>)
+/// Watches one scope with the configured list strategy, falling back from a streaming list
+/// to paged lists if the API server refuses streaming.
+async fn run_scope(client: Client, config: &WatchConfig, scope: Scope, shared: Arc<Shared>) {
+    let api = config.api(client, &scope);
+    if config.list == ListStrategy::Stream {
+        let stream =
+            watcher(api.clone(), config.watcher_config(ListStrategy::Stream)).default_backoff();
+        match watch_scope(stream, scope.clone(), shared.clone(), true).await {
+            Ended::StreamEnded => return,
+            Ended::StreamingRefused(code) => warn!(
+                scope = ?scope,
+                code,
+                "the API server refused a streaming list (sendInitialEvents; the WatchList feature \
+                 is off on this server, as by default in Kubernetes 1.33 and before 1.32): using \
+                 paged lists instead; pass --initial-list paged to skip this attempt"
+            ),
+        }
+    }
+    let stream = watcher(api, config.watcher_config(ListStrategy::Paged)).default_backoff();
+    watch_scope(stream, scope, shared, false).await;
+}
+
+/// Why [`watch_scope`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The stream ended (it does not, in practice: errors are retried).
+    StreamEnded,
+    /// A streaming list was refused with this HTTP status before the first sync.
+    StreamingRefused(u16),
+}
+
+/// Drives one watch stream into the index. With `streaming`, returns early if the API
+/// server refuses the streaming list before the first sync (400 or 422: the request's
+/// `sendInitialEvents`/`resourceVersionMatch` are invalid where WatchList is off).
+pub async fn watch_scope<S>(stream: S, scope: Scope, shared: Arc<Shared>, streaming: bool) -> Ended
 where
-    S: futures::Stream<Item = Result<Event<DynamicObject>, watcher::Error>>,
+    S: futures::Stream<Item = Result<Event<SeiNodeView>, watcher::Error>>,
 {
     let mut handler = ScopeHandler::new(scope, shared);
     let mut stream = std::pin::pin!(stream);
     while let Some(item) = stream.next().await {
         match item {
             Ok(event) => handler.handle_event(event),
-            Err(error) => handler.handle_error(&error),
+            Err(error) => {
+                if streaming && !handler.synced_once {
+                    if let Some(code @ (400 | 422)) = status_code(&error) {
+                        handler.shared.stats.watch_errors.inc("streaming_refused");
+                        return Ended::StreamingRefused(code);
+                    }
+                }
+                handler.handle_error(&error)
+            }
         }
     }
+    Ended::StreamEnded
 }
 
 /// The state of one watch between events.
@@ -139,7 +206,7 @@ impl ScopeHandler {
         }
     }
 
-    fn handle_event(&mut self, event: Event<DynamicObject>) {
+    fn handle_event(&mut self, event: Event<SeiNodeView>) {
         let stats = &self.shared.stats;
         match event {
             Event::Apply(object) => {
@@ -180,6 +247,8 @@ impl ScopeHandler {
                 if let Some((kind, _)) = self.last_error.take() {
                     info!(scope = ?self.scope, previous_error = kind, "SeiNode watch recovered");
                 }
+                // The list pages are parsed and dropped: give their memory back.
+                crate::memory::release_free_memory();
                 if !self.synced_once {
                     self.synced_once = true;
                     self.shared.mark_watch_synced();
@@ -193,7 +262,7 @@ impl ScopeHandler {
     }
 
     /// Decodes one object and records its verdict; a malformed object keeps its last verdict.
-    fn apply(&mut self, object: &DynamicObject) {
+    fn apply(&mut self, object: &SeiNodeView) {
         let Some((namespace, name)) = identity(object) else {
             self.shared.stats.decode_errors.inc("other");
             warn!(
@@ -249,7 +318,7 @@ impl ScopeHandler {
     }
 }
 
-fn identity(object: &DynamicObject) -> Option<(&str, &str)> {
+fn identity(object: &SeiNodeView) -> Option<(&str, &str)> {
     Some((
         object.metadata.namespace.as_deref()?,
         object.metadata.name.as_deref()?,
@@ -313,8 +382,10 @@ mod tests {
     use kube::core::response::Status;
     use serde_json::json;
 
-    fn object(ns: &str, name: &str, status: Option<&str>) -> DynamicObject {
-        let mut o = DynamicObject::new(name, &seinode_resource()).within(ns);
+    fn object(ns: &str, name: &str, status: Option<&str>) -> SeiNodeView {
+        let mut o = SeiNodeView::default();
+        o.metadata.name = Some(name.to_owned());
+        o.metadata.namespace = Some(ns.to_owned());
         let conditions = match status {
             Some(s) => json!([{"type": "SidecarTLSSecretReady", "status": s, "reason": "R",
                                "lastTransitionTime": "2026-01-01T00:00:00Z"}]),
@@ -331,8 +402,14 @@ mod tests {
         index.get(&key).map(|v| v.status)
     }
 
-    async fn feed(events: Vec<Result<Event<DynamicObject>, watcher::Error>>, shared: Arc<Shared>) {
-        watch_scope(futures::stream::iter(events), Scope::AllNamespaces, shared).await;
+    async fn feed(events: Vec<Result<Event<SeiNodeView>, watcher::Error>>, shared: Arc<Shared>) {
+        watch_scope(
+            futures::stream::iter(events),
+            Scope::AllNamespaces,
+            shared,
+            false,
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -460,11 +537,75 @@ mod tests {
         assert_eq!(all.scopes(), vec![Scope::AllNamespaces]);
         let some = WatchConfig {
             namespaces: vec!["b".into(), "a".into(), "b".into()],
-            label_selector: None,
+            ..WatchConfig::default()
         };
         assert_eq!(
             some.scopes(),
             vec![Scope::Namespace("a".into()), Scope::Namespace("b".into())]
         );
+    }
+
+    fn refused(code: u16) -> watcher::Error {
+        watcher::Error::WatchStartFailed(kube::Error::Api(Box::new(Status {
+            code,
+            message: "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled".into(),
+            ..Status::default()
+        })))
+    }
+
+    #[tokio::test]
+    async fn a_refused_streaming_list_ends_the_watch_for_the_fallback() {
+        for code in [400, 422] {
+            let shared = Arc::new(Shared::new(1));
+            let events = vec![Err(refused(code)), Ok(Event::Init)];
+            let ended = watch_scope(
+                futures::stream::iter(events),
+                Scope::AllNamespaces,
+                shared.clone(),
+                true,
+            )
+            .await;
+            assert_eq!(ended, Ended::StreamingRefused(code));
+            assert_eq!(shared.stats.watch_errors.get("streaming_refused"), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn other_errors_and_paged_watches_never_fall_back() {
+        // Paged: a 422 is an ordinary error, retried.
+        let shared = Arc::new(Shared::new(1));
+        let events = vec![Err(refused(422)), Ok(Event::Init), Ok(Event::InitDone)];
+        let ended = watch_scope(
+            futures::stream::iter(events),
+            Scope::AllNamespaces,
+            shared.clone(),
+            false,
+        )
+        .await;
+        assert_eq!(ended, Ended::StreamEnded);
+        assert_eq!(shared.stats.watch_errors.get("streaming_refused"), 0);
+        // Streaming, after the first sync: the server did stream, so a later 400 is not a refusal.
+        let shared = Arc::new(Shared::new(1));
+        let events = vec![Ok(Event::Init), Ok(Event::InitDone), Err(refused(400))];
+        let ended = watch_scope(
+            futures::stream::iter(events),
+            Scope::AllNamespaces,
+            shared.clone(),
+            true,
+        )
+        .await;
+        assert_eq!(ended, Ended::StreamEnded);
+        // Streaming, before sync, a 403: the identity's problem, not the server's feature.
+        let shared = Arc::new(Shared::new(1));
+        let events = vec![Err(refused(403))];
+        let ended = watch_scope(
+            futures::stream::iter(events),
+            Scope::AllNamespaces,
+            shared.clone(),
+            true,
+        )
+        .await;
+        assert_eq!(ended, Ended::StreamEnded);
+        assert_eq!(shared.stats.watch_errors.get("forbidden"), 1);
     }
 }

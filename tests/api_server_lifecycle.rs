@@ -113,6 +113,58 @@ fn crd_installed_after_the_watcher_starts() {
     assert!(watcher.terminate().success());
 }
 
+/// Restores the stack's API server to its default features when the test ends, passed or not.
+struct DefaultFeatures<'a>(&'a Stack);
+
+impl Drop for DefaultFeatures<'_> {
+    fn drop(&mut self) {
+        self.0.stack(&["restart", "kube-apiserver"]);
+    }
+}
+
+/// Kubernetes 1.33 (and releases before 1.32) have WatchList off: the streaming list the
+/// watcher starts with is refused, and it must fall back to paged lists by itself.
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn falls_back_to_paged_lists_where_watch_list_is_off() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::get();
+    let ns = stack.namespace("nowatchlist");
+    stack.seinode(&ns, "a", true);
+    stack.set_condition(&ns, "a", "False", "TLSSecretMalformed");
+    stack.stack_with_env(
+        &["restart", "kube-apiserver"],
+        &[("SEINODE_APISERVER_FEATURE_GATES", "WatchList=false")],
+    );
+    let _restore = DefaultFeatures(&stack);
+
+    let mut watcher = Watcher::start(&stack, &format!("{ns}-watcher"), &["--namespace", &ns]);
+    watcher.wait_ready();
+    eventually(
+        VISIBLE_WITHIN,
+        "the node exported after the fallback",
+        || (stack.ready(&ns, "a") == Some(0.0)).then_some(()),
+    );
+    // And it keeps watching (not only listing): a change after the sync arrives.
+    stack.set_condition(&ns, "a", "True", "TLSSecretReady");
+    eventually(
+        VISIBLE_WITHIN,
+        "a later change arrives through the watch",
+        || (stack.ready(&ns, "a") == Some(1.0)).then_some(()),
+    );
+    let log = watcher.log_text();
+    assert_eq!(
+        log.matches("refused a streaming list").count(),
+        1,
+        "one line about the fallback:\n{log}"
+    );
+    assert!(
+        log.contains("--initial-list paged"),
+        "the line says how to skip the attempt:\n{log}"
+    );
+    assert!(watcher.terminate().success());
+}
+
 #[test]
 #[ignore = "needs the local stack: run tests/run"]
 fn resync_after_an_api_server_restart() {

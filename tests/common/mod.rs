@@ -157,9 +157,15 @@ impl Stack {
 
     /// Runs tests/stack/stack with a subcommand (restart a component, ...).
     pub fn stack(&self, args: &[&str]) {
+        self.stack_with_env(args, &[]);
+    }
+
+    /// As [`Stack::stack`], with extra environment (e.g. SEINODE_APISERVER_FEATURE_GATES).
+    pub fn stack_with_env(&self, args: &[&str], env: &[(&str, &str)]) {
         let status = Command::new(self.repo.join("tests/stack/stack"))
             .args(args)
             .env("SEINODE_STACK_DIR", &self.dir)
+            .envs(env.iter().copied())
             .status()
             .expect("stack script runs");
         assert!(status.success(), "stack {args:?} failed");

@@ -151,6 +151,8 @@ start_component() {
         # As envtest: without a controller manager no default ServiceAccount exists, so the
         # admission plugin that requires one would reject every Pod template.
         --disable-admission-plugins ServiceAccount)
+      # Fault tests restart the API server with a feature switched off (e.g. WatchList=false).
+      [[ -n ${SEINODE_APISERVER_FEATURE_GATES:-} ]] && cmd+=(--feature-gates "$SEINODE_APISERVER_FEATURE_GATES")
       ;;
     otelcol)
       cmd=(env PROMETHEUS_REMOTE_WRITE_URL="http://127.0.0.1:$PROMETHEUS_PORT/api/v1/write"

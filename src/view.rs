@@ -1,0 +1,343 @@
+//! The shape in which SeiNodes are read off the wire: identity plus only the fields
+//! [`crate::seinode::decode_verdict`] looks at. Everything else is skipped by the JSON
+//! parser as it streams past and is never allocated.
+//!
+//! ```text
+//!   list page / watch event JSON ──serde──▶ SeiNodeView {
+//!       metadata: name, namespace, uid, resourceVersion          (not labels, managedFields, …)
+//!       data:     {"spec": {"sidecar": {"tls": …}},
+//!                  "status": {"conditions": […]}}                (not peers, plan, overrides, …)
+//!   }
+//! ```
+//!
+//! Why not `DynamicObject`: it keeps the whole object as a `serde_json::Value` tree, which for
+//! a realistic 20 KB SeiNode is ~100 KB of heap, and a list page holds 500 of them at once.
+//! Why not a typed struct: a typed struct fails the whole list page on one object with a
+//! malformed status. This view keeps the `DynamicObject` property that matters: any shape
+//! parses, and a field of the wrong type is carried through as it is so that
+//! `decode_verdict` reports it for that one object.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::ApiResource;
+use kube::core::DynamicResourceScope;
+use kube::Resource;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// One SeiNode as the watcher keeps it while decoding: a few hundred bytes, whatever the
+/// object's size on the API server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeiNodeView {
+    /// Only `name`, `namespace`, `uid` and `resourceVersion` are filled.
+    pub metadata: ObjectMeta,
+    /// The picked subset of the object (see the module docs); a JSON object.
+    pub data: Value,
+}
+
+/// Which fields to keep below one JSON node.
+enum Pick {
+    /// Keep the whole value.
+    All,
+    /// Keep only these keys of an object (a non-object value is kept whole, so that a wrong
+    /// type reaches `decode_verdict` and is reported there).
+    Fields(&'static [(&'static str, Pick)]),
+}
+
+/// What `decode_verdict` reads. Change both together: `tests::view_keeps_what_decode_reads`
+/// checks that the verdict of the view equals the verdict of the whole object.
+const PICKED: Pick = Pick::Fields(&[
+    (
+        "spec",
+        Pick::Fields(&[("sidecar", Pick::Fields(&[("tls", Pick::All)]))]),
+    ),
+    ("status", Pick::Fields(&[("conditions", Pick::All)])),
+]);
+
+impl<'de> Deserialize<'de> for SeiNodeView {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ViewVisitor)
+    }
+}
+
+/// The metadata fields the watcher uses; the rest of `metadata` (labels, annotations,
+/// managedFields: often larger than the status) is skipped.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaView {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+struct ViewVisitor;
+
+impl<'de> Visitor<'de> for ViewVisitor {
+    type Value = SeiNodeView;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a SeiNode object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SeiNodeView, A::Error> {
+        let mut view = SeiNodeView {
+            data: Value::Object(Map::new()),
+            ..SeiNodeView::default()
+        };
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "metadata" {
+                let meta: MetaView = map.next_value()?;
+                view.metadata = ObjectMeta {
+                    name: meta.name,
+                    namespace: meta.namespace,
+                    uid: meta.uid,
+                    resource_version: meta.resource_version,
+                    ..ObjectMeta::default()
+                };
+            } else if let Some(pick) = field(&PICKED, &key) {
+                let value = map.next_value_seed(pick)?;
+                if let Value::Object(data) = &mut view.data {
+                    data.insert(key.into_owned(), value);
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(view)
+    }
+}
+
+fn field(pick: &'static Pick, key: &str) -> Option<&'static Pick> {
+    match pick {
+        Pick::All => None,
+        Pick::Fields(fields) => fields.iter().find(|(k, _)| *k == key).map(|(_, p)| p),
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &'static Pick {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        match self {
+            Pick::All => Value::deserialize(deserializer),
+            Pick::Fields(_) => deserializer.deserialize_any(PickVisitor(self)),
+        }
+    }
+}
+
+/// Keeps the picked keys of an object; any other JSON value is kept whole.
+struct PickVisitor(&'static Pick);
+
+impl<'de> Visitor<'de> for PickVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut kept = Map::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match field(self.0, &key) {
+                Some(pick) => {
+                    let value = map.next_value_seed(pick)?;
+                    kept.insert(key.into_owned(), value);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(kept))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl Resource for SeiNodeView {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seinode::decode_verdict;
+    use serde_json::json;
+
+    fn realistic(status: Value) -> Value {
+        json!({
+            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
+            "metadata": {
+                "name": "rpc-0", "namespace": "sei", "uid": "u-1", "resourceVersion": "42",
+                "labels": {"team": "infra"},
+                "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {"f:peers": {}}}}]
+            },
+            "spec": {
+                "chainId": "pacific-1",
+                "peers": [{"static": {"addresses": ["a@b:26656"]}}],
+                "sidecar": {"image": "seictl:v1", "port": 7777, "tls": {"secretName": "rpc-0-tls"}}
+            },
+            "status": status
+        })
+    }
+
+    #[test]
+    fn keeps_identity_and_only_the_picked_fields() {
+        let object = realistic(json!({
+            "phase": "Running",
+            "resolvedPeers": ["x@y:26656"],
+            "conditions": [{"type": "SidecarTLSSecretReady", "status": "False", "reason": "TLSSecretNotFound"}]
+        }));
+        let view: SeiNodeView = serde_json::from_value(object).unwrap();
+        assert_eq!(view.metadata.name.as_deref(), Some("rpc-0"));
+        assert_eq!(view.metadata.namespace.as_deref(), Some("sei"));
+        assert_eq!(view.metadata.uid.as_deref(), Some("u-1"));
+        assert_eq!(view.metadata.resource_version.as_deref(), Some("42"));
+        assert_eq!(view.metadata.labels, None);
+        assert_eq!(view.metadata.managed_fields, None);
+        assert_eq!(
+            view.data,
+            json!({
+                "spec": {"sidecar": {"tls": {"secretName": "rpc-0-tls"}}},
+                "status": {"conditions": [{"type": "SidecarTLSSecretReady", "status": "False", "reason": "TLSSecretNotFound"}]}
+            })
+        );
+    }
+
+    /// The view must give the same verdict (or the same error) as the whole object, for
+    /// well-formed and malformed shapes alike.
+    #[test]
+    fn view_keeps_what_decode_reads() {
+        let statuses = [
+            json!({"conditions": [{"type": "SidecarTLSSecretReady", "status": "True", "reason": "TLSSecretReady", "lastTransitionTime": "2026-11-30T00:00:00Z"}]}),
+            json!({"conditions": [{"type": "Other", "status": 3}, {"type": "SidecarTLSSecretReady", "status": "False", "reason": "TLSSecretSANsMismatch"}]}),
+            json!({"conditions": "not a list"}),
+            json!({"conditions": [{"type": "SidecarTLSSecretReady"}]}),
+            json!({"conditions": [{"type": "SidecarTLSSecretReady", "status": true}]}),
+            json!({"conditions": null}),
+            json!("a string status"),
+            json!(["a", "list", "status"]),
+            json!(7),
+            Value::Null,
+            json!({}),
+        ];
+        for status in statuses {
+            let object = realistic(status.clone());
+            let view: SeiNodeView = serde_json::from_value(object.clone()).unwrap();
+            assert_eq!(
+                decode_verdict(&view.data),
+                decode_verdict(&object),
+                "status {status}"
+            );
+        }
+        for spec in [
+            json!({"sidecar": {"tls": "yes"}}),
+            json!({"sidecar": null}),
+            json!({"sidecar": 1}),
+            json!(null),
+            json!([1]),
+        ] {
+            let mut object = realistic(json!({}));
+            object["spec"] = spec.clone();
+            let view: SeiNodeView = serde_json::from_value(object.clone()).unwrap();
+            assert_eq!(
+                decode_verdict(&view.data),
+                decode_verdict(&object),
+                "spec {spec}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_list_page_with_odd_objects_still_parses() {
+        let page = json!({
+            "apiVersion": "sei.io/v1alpha1", "kind": "SeiNodeList",
+            "metadata": {"resourceVersion": "7"},
+            "items": [
+                realistic(json!({"conditions": "oops"})),
+                {"metadata": {"name": "bare", "namespace": "sei"}},
+                realistic(json!({"conditions": [{"type": "SidecarTLSSecretReady", "status": "True"}]})),
+            ]
+        });
+        let text = serde_json::to_string(&page).unwrap();
+        let list: kube::core::ObjectList<SeiNodeView> = serde_json::from_str(&text).unwrap();
+        assert_eq!(list.items.len(), 3);
+        assert_eq!(list.items[1].metadata.name.as_deref(), Some("bare"));
+        assert_eq!(list.items[1].data, json!({}));
+    }
+}
