@@ -46,7 +46,11 @@ pin_module() {
       write_wrapper "$dir" "github.com/prometheus/alertmanager" "$ALERTMANAGER_VERSION" \
         'github.com/prometheus/alertmanager/cmd/alertmanager' 'github.com/prometheus/alertmanager/cmd/amtool'
       ;;
-    *) die "pin: unknown component '$comp' (one of: etcd kube-apiserver prometheus alertmanager)" ;;
+    kube-state-metrics)
+      write_wrapper "$dir" "k8s.io/kube-state-metrics/v2" "$KSM_VERSION" \
+        'k8s.io/kube-state-metrics/v2'
+      ;;
+    *) die "pin: unknown component '$comp' (one of: etcd kube-apiserver prometheus alertmanager kube-state-metrics)" ;;
   esac
   (cd "$dir" && go mod tidy) || die "pin $comp: go mod tidy failed"
   log "pinned $comp in ${dir#"$REPO_ROOT"/}"
@@ -152,6 +156,7 @@ bin_path() {
     kube-apiserver | kubectl) echo "$STACK_CACHE/bin/kube-apiserver-$(module_key kube-apiserver "$KUBERNETES_VERSION")/$1" ;;
     prometheus | promtool) echo "$STACK_CACHE/bin/prometheus-$(module_key prometheus "$PROMETHEUS_MODULE_VERSION")/$1" ;;
     alertmanager | amtool) echo "$STACK_CACHE/bin/alertmanager-$(module_key alertmanager "$ALERTMANAGER_VERSION")/$1" ;;
+    kube-state-metrics) echo "$STACK_CACHE/bin/kube-state-metrics-$(module_key kube-state-metrics "$KSM_VERSION")/$1" ;;
     otelcol) echo "$STACK_CACHE/bin/otelcol-$OTELCOL_CORE_VERSION-$(sha256sum "$REPO_ROOT/otel-config/builder.yaml" | cut -c1-12)/otelcol-seinode" ;;
     *) die "bin_path: unknown binary '$1'" ;;
   esac
@@ -169,6 +174,9 @@ build_component() {
       alertmanager=github.com/prometheus/alertmanager/cmd/alertmanager \
       amtool=github.com/prometheus/alertmanager/cmd/amtool ;;
     otelcol) build_otelcol ;;
-    *) die "build: unknown component '$1' (one of: $ALL_COMPONENTS)" ;;
+    # Only the benchmark (tests/bench/compare) needs it; `stack build` alone does not build it.
+    kube-state-metrics) go_build kube-state-metrics "$KSM_VERSION" "" \
+      kube-state-metrics=k8s.io/kube-state-metrics/v2 ;;
+    *) die "build: unknown component '$1' (one of: $ALL_COMPONENTS kube-state-metrics)" ;;
   esac
 }
