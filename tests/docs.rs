@@ -1,6 +1,6 @@
 //! The docs and the code agree: every runbook link of the alert rules lands on a heading
 //! of docs/runbook.md, every reason the controller can report has its section, and every
-//! exported metric is documented in docs/metrics.md.
+//! exported metric is documented in docs/metrics.md, every flag in docs/configuration.md.
 
 use std::collections::BTreeSet;
 
@@ -66,4 +66,34 @@ fn every_metric_is_documented() {
             "docs/metrics.md does not document {name}"
         );
     }
+}
+
+/// Every flag the watcher accepts is in docs/configuration.md, so a new flag cannot ship
+/// undocumented.
+#[test]
+fn every_flag_is_documented() {
+    let doc = read("docs/configuration.md");
+    let mut missing = Vec::new();
+    for args in [&["--help"][..], &["check", "--help"][..]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_seinode-tls-watcher"))
+            .args(args)
+            .output()
+            .expect("the watcher binary runs");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for word in help.split_whitespace() {
+            let flag = word.trim_end_matches([',', '=']);
+            let flag = flag.split('=').next().unwrap_or(flag);
+            if flag.starts_with("--")
+                && flag.len() > 2
+                && !["--help", "--version"].contains(&flag)
+                && !doc.contains(&format!("{flag} "))
+                && !doc.contains(&format!("{flag}`"))
+            {
+                missing.push(flag.to_owned());
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "flags missing from docs/configuration.md: {missing:?}");
 }
