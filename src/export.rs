@@ -13,6 +13,12 @@
 //!                                                                      OTel Collector
 //! ```
 //!
+//! A periodic export reports every SeiNode. An event-driven one (after a change) reports only
+//! the SeiNodes that changed since the last one (`ReadinessIndex::take_dirty`,
+//! `Shared::for_each_reported`): the SDK exports only what a callback observed in that
+//! collection, so the callbacks observe only those. Both go through the same reader thread,
+//! so samples reach Prometheus in time order.
+//!
 //! Why the second step: the SDK simply stops reporting a series that is gone, and
 //! Prometheus would keep its last value for its 5-minute lookback, so a deleted node's last
 //! 0 could still page. A data point flagged `FLAG_NO_RECORDED_VALUE` becomes a Prometheus
@@ -266,9 +272,15 @@ impl Exporter {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(DEBOUNCE) => {}
             }
+            // Only what changed: at 10,000 SeiNodes a full export is 30,000 points and 2.7 MB,
+            // too much to repeat for every change under churn. The periodic export still
+            // sends everything every interval.
+            let changed = self.shared.index_mut().take_dirty();
+            self.shared.set_only_changed(Some(changed));
             let this = self.clone();
             // force_flush waits for the reader thread; keep it off the async workers.
             let _ = tokio::task::spawn_blocking(move || this.flush_blocking()).await;
+            self.shared.set_only_changed(None);
         }
     }
 
@@ -323,13 +335,12 @@ fn register_instruments(
             .u64_observable_gauge(names::READY)
             .with_description("1 when the SeiNode's SidecarTLSSecretReady condition is True, 0 when False; no sample when Unknown or missing")
             .with_callback(move |o: &dyn AsyncInstrument<u64>| {
-                let index = s.index();
-                warn_if_over_cap(index.len(), max_series, &cap_warned);
-                for (key, verdict) in index.iter() {
+                warn_if_over_cap(s.index().len(), max_series, &cap_warned);
+                s.for_each_reported(|key, verdict| {
                     if let Some(value) = verdict.status.ready_value() {
                         o.observe(value, &node_labels(key));
                     }
-                }
+                });
             })
             .build(),
     ));
@@ -339,11 +350,11 @@ fn register_instruments(
             .u64_observable_gauge(names::STATUS)
             .with_description("Always 1: one series per in-scope SeiNode carrying the condition's status and reason")
             .with_callback(move |o: &dyn AsyncInstrument<u64>| {
-                for (key, verdict) in s.index().iter() {
+                s.for_each_reported(|key, verdict| {
                     let [name, ns] = node_labels(key);
                     // Key order (name, namespace, reason, status): see node_labels.
                     o.observe(1, &[name, ns, KeyValue::new("reason", verdict.reason.clone()), KeyValue::new("status", verdict.status.as_str())]);
-                }
+                });
             })
             .build(),
     ));
@@ -354,11 +365,11 @@ fn register_instruments(
             .with_unit("s")
             .with_description("lastTransitionTime of the SidecarTLSSecretReady condition, as Unix seconds (broken since)")
             .with_callback(move |o: &dyn AsyncInstrument<i64>| {
-                for (key, verdict) in s.index().iter() {
+                s.for_each_reported(|key, verdict| {
                     if let Some(since) = verdict.since {
                         o.observe(since, &node_labels(key));
                     }
-                }
+                });
             })
             .build(),
     ));

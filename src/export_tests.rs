@@ -632,3 +632,86 @@ fn the_default_cap_fits_sixteen_thousand_nodes_and_folds_the_rest() {
         crate::config::DEFAULT_MAX_SERIES
     );
 }
+
+/// An export after a change carries the series of the SeiNodes that changed (and the
+/// self-metrics), not all of them; the periodic export still carries all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_driven_exports_carry_only_what_changed() {
+    let h = Harness::new(crate::config::DEFAULT_MAX_SERIES);
+    for i in 0..1_000 {
+        h.set(
+            "ns",
+            &format!("n-{i}"),
+            Some((ConditionStatus::True, "TLSSecretReady", Some(i))),
+        );
+    }
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let stop = shutdown.clone();
+    let task = tokio::spawn(
+        h.exporter
+            .clone()
+            .run_event_driven(async move { stop.notified().await }),
+    );
+
+    // The initial sync: every SeiNode is new, so the first event-driven export has them all.
+    h.memory.reset();
+    h.shared.changed.notify_one();
+    let first = wait_for_export(&h).await;
+    assert_eq!(select(&first, names::READY).len(), 1_000);
+
+    // Two changes: the next event-driven export has exactly those two.
+    h.set(
+        "ns",
+        "n-7",
+        Some((ConditionStatus::False, "TLSSecretNotFound", Some(5_000))),
+    );
+    h.set(
+        "ns",
+        "n-9",
+        Some((ConditionStatus::False, "TLSSecretSANsMismatch", Some(5_000))),
+    );
+    h.memory.reset();
+    h.shared.changed.notify_one();
+    let points = wait_for_export(&h).await;
+    let ready = select(&points, names::READY);
+    let mut names: Vec<_> = ready.iter().map(|p| p.labels["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["n-7", "n-9"]);
+    assert!(ready.iter().all(|p| p.value == 0.0));
+    assert_eq!(select(&points, names::STATUS).len(), 2);
+    assert_eq!(select(&points, names::LAST_TRANSITION).len(), 2);
+    assert!(
+        !select(&points, names::UP).is_empty(),
+        "self-metrics are always reported"
+    );
+
+    // A periodic export (no change pending) has every SeiNode again.
+    let all = tokio::task::spawn_blocking({
+        let h_points = h.exporter.clone();
+        let memory = h.memory.clone();
+        move || {
+            memory.reset();
+            h_points.flush_blocking().expect("flush");
+            points_of(&memory.get_finished_metrics().expect("metrics")[0])
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(select(&all, names::READY).len(), 1_000);
+    assert_eq!(select(&all, names::STATUS).len(), 1_000);
+
+    shutdown.notify_one();
+    task.await.unwrap();
+}
+
+async fn wait_for_export(h: &Harness) -> Vec<Point> {
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        if let Ok(done) = h.memory.get_finished_metrics() {
+            if let Some(last) = done.last() {
+                return points_of(last);
+            }
+        }
+    }
+    panic!("no event-driven export within 5 s");
+}

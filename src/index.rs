@@ -112,6 +112,9 @@ pub struct ReadinessIndex {
     retired: HashMap<ObjectKey, Option<StoredVerdict>>,
     /// Objects seen by a relist in progress, per scope.
     resyncs: HashMap<Scope, HashSet<ObjectKey>>,
+    /// Objects whose verdict changed since the last `take_dirty`: what an event-driven
+    /// export sends. A subset of `verdicts` (a deleted object leaves it).
+    dirty: HashSet<ObjectKey>,
 }
 
 impl ReadinessIndex {
@@ -149,6 +152,7 @@ impl ReadinessIndex {
                 self.retired
                     .entry(key.clone())
                     .or_insert_with(|| old.cloned());
+                self.dirty.insert(key.clone());
                 self.verdicts.insert(key, verdict);
                 change
             }
@@ -159,6 +163,7 @@ impl ReadinessIndex {
     pub fn delete(&mut self, key: &ObjectKey) -> Change {
         match self.verdicts.remove_entry(key) {
             Some((key, old)) => {
+                self.dirty.remove(&key);
                 self.retired.entry(key).or_insert(Some(old));
                 Change::Removed
             }
@@ -220,6 +225,12 @@ impl ReadinessIndex {
 
     pub fn iter(&self) -> impl Iterator<Item = (&ObjectKey, &StoredVerdict)> {
         self.verdicts.iter()
+    }
+
+    /// The objects whose verdict changed since the last call (still in the index); clears
+    /// the set.
+    pub fn take_dirty(&mut self) -> Vec<ObjectKey> {
+        self.dirty.drain().collect()
     }
 
     /// Number of in-scope objects per status, in [`ConditionStatus::ALL`] order.

@@ -6,15 +6,18 @@
 //! ```text
 //!   API server ──watch──▶ [watch] ──verdicts──▶ [index] ◀──read at collection── [export] ──OTLP/gRPC──▶ collector
 //!                         watch.rs              index.rs                         export.rs
+//!                           │ view.rs: JSON -> SeiNodeView (only what is read)     │
 //!                           │ seinode.rs: object -> Verdict (pure)                 │ staleness markers for
 //!                           └───────── Shared::changed (state.rs) ────────────────▶│ vanished series
 //! ```
 //!
-//! - [`seinode`]: the narrow view of a SeiNode and the pure object → verdict function.
+//! - [`view`]: how SeiNodes are parsed off the wire: identity and the two fields read.
+//! - [`seinode`]: the pure object → verdict function.
 //! - [`index`]: the readiness index (apply / delete / resync), pure and unit-tested.
 //! - [`watch`]: kube-runtime watchers feeding the index; bad objects are skipped, not fatal.
 //! - [`export`]: the OpenTelemetry meter provider, OTLP exporter and staleness markers.
 //! - [`state`] and [`stats`]: what the stages share, and the self-metric counters.
+//! - [`memory`]: returns freed heap to the OS after lists and exports (glibc).
 //! - [`admin`]: `/livez` and `/readyz`. [`check`]: the one-shot `check` command.
 //! - [`config`], [`client`], [`telemetry`]: flags, the Kubernetes client, logging/resource.
 //!

@@ -1,5 +1,5 @@
-//! The narrow view of a `SeiNode` that the watcher reads, and the pure function that turns
-//! one object into a readiness [`Verdict`].
+//! The pure function that turns one SeiNode (as [`crate::view::SeiNodeView`] keeps it, or
+//! the whole object) into a readiness [`Verdict`].
 //!
 //! ```text
 //!   SeiNode JSON (any shape)  --decode_verdict-->  Ok(Some(Verdict))   in scope
@@ -485,6 +485,25 @@ mod proptests {
                 prop_assert!(v.reason.len() <= MAX_REASON_LEN);
             }
             let _ = decode_verdict(&spec);
+        }
+
+        /// What the watcher parses off the wire (a projection) decides exactly as the whole
+        /// object would, for any shape of spec and status.
+        #[test]
+        fn the_projected_view_decides_like_the_whole_object(
+            spec in any_json(), status in any_json(), conditions in any_json(), tls in any_json(),
+            nest in any::<bool>(),
+        ) {
+            let object = if nest {
+                json!({"metadata": {"name": "n", "namespace": "ns", "managedFields": [spec.clone()]},
+                       "spec": {"sidecar": {"tls": tls, "image": "i"}, "x": spec},
+                       "status": {"conditions": conditions, "y": status}})
+            } else {
+                json!({"metadata": {"name": "n", "namespace": "ns"}, "spec": spec, "status": status})
+            };
+            let text = serde_json::to_string(&object).unwrap();
+            let view: crate::view::SeiNodeView = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(decode_verdict(&view.data), decode_verdict(&object));
         }
 
         #[test]

@@ -2,11 +2,11 @@
 //! "something changed" signal from the watch to the export stage, and readiness flags.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::Notify;
 
-use crate::index::ReadinessIndex;
+use crate::index::{ObjectKey, ReadinessIndex, StoredVerdict};
 use crate::stats::Stats;
 
 #[derive(Debug)]
@@ -22,6 +22,9 @@ pub struct Shared {
     unsynced_watches: AtomicUsize,
     /// Set once the exporter and its meter provider are built.
     exporter_ready: AtomicBool,
+    /// While an event-driven export collects: the only SeiNodes whose series it reports.
+    /// `None`: every SeiNode (periodic exports, shutdown).
+    only_changed: Mutex<Option<Arc<Vec<ObjectKey>>>>,
 }
 
 impl Shared {
@@ -33,6 +36,37 @@ impl Shared {
             changed: Notify::new(),
             unsynced_watches: AtomicUsize::new(watches),
             exporter_ready: AtomicBool::new(false),
+            only_changed: Mutex::new(None),
+        }
+    }
+
+    /// Restricts (Some) or unrestricts (None) which SeiNodes the next collections report.
+    pub fn set_only_changed(&self, keys: Option<Vec<ObjectKey>>) {
+        *self.only_changed.lock().unwrap_or_else(|e| e.into_inner()) = keys.map(Arc::new);
+    }
+
+    /// Calls `f` for every SeiNode the current collection reports: all of them, or during
+    /// an event-driven export only those that changed.
+    pub fn for_each_reported(&self, mut f: impl FnMut(&ObjectKey, &StoredVerdict)) {
+        let only = self
+            .only_changed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let index = self.index();
+        match only {
+            Some(keys) => {
+                for key in keys.iter() {
+                    if let Some(verdict) = index.get(key) {
+                        f(key, verdict);
+                    }
+                }
+            }
+            None => {
+                for (key, verdict) in index.iter() {
+                    f(key, verdict);
+                }
+            }
         }
     }
 
