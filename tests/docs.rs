@@ -95,5 +95,8 @@ fn every_flag_is_documented() {
     }
     missing.sort();
     missing.dedup();
-    assert!(missing.is_empty(), "flags missing from docs/configuration.md: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "flags missing from docs/configuration.md: {missing:?}"
+    );
 }
