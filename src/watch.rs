@@ -402,7 +402,9 @@ mod tests {
         index.get(&key).map(|v| v.status)
     }
 
-    async fn feed(events: Vec<Result<Event<SeiNodeView>, watcher::Error>>, shared: Arc<Shared>) {
+    type Events = Vec<Result<Event<SeiNodeView>, watcher::Error>>;
+
+    async fn feed(events: Events, shared: Arc<Shared>) {
         watch_scope(
             futures::stream::iter(events),
             Scope::AllNamespaces,
@@ -410,6 +412,19 @@ mod tests {
             false,
         )
         .await;
+    }
+
+    /// Runs a fresh watch over `events`; returns why it ended and the state it left.
+    async fn run_watch(events: Events, streaming: bool) -> (Ended, Arc<Shared>) {
+        let shared = Arc::new(Shared::new(1));
+        let ended = watch_scope(
+            futures::stream::iter(events),
+            Scope::AllNamespaces,
+            shared.clone(),
+            streaming,
+        )
+        .await;
+        (ended, shared)
     }
 
     #[tokio::test]
@@ -556,15 +571,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_streaming_list_ends_the_watch_for_the_fallback() {
         for code in [400, 422] {
-            let shared = Arc::new(Shared::new(1));
-            let events = vec![Err(refused(code)), Ok(Event::Init)];
-            let ended = watch_scope(
-                futures::stream::iter(events),
-                Scope::AllNamespaces,
-                shared.clone(),
-                true,
-            )
-            .await;
+            let (ended, shared) = run_watch(vec![Err(refused(code)), Ok(Event::Init)], true).await;
             assert_eq!(ended, Ended::StreamingRefused(code));
             assert_eq!(shared.stats.watch_errors.get("streaming_refused"), 1);
         }
@@ -573,38 +580,22 @@ mod tests {
     #[tokio::test]
     async fn other_errors_and_paged_watches_never_fall_back() {
         // Paged: a 422 is an ordinary error, retried.
-        let shared = Arc::new(Shared::new(1));
-        let events = vec![Err(refused(422)), Ok(Event::Init), Ok(Event::InitDone)];
-        let ended = watch_scope(
-            futures::stream::iter(events),
-            Scope::AllNamespaces,
-            shared.clone(),
+        let (ended, shared) = run_watch(
+            vec![Err(refused(422)), Ok(Event::Init), Ok(Event::InitDone)],
             false,
         )
         .await;
         assert_eq!(ended, Ended::StreamEnded);
         assert_eq!(shared.stats.watch_errors.get("streaming_refused"), 0);
         // Streaming, after the first sync: the server did stream, so a later 400 is not a refusal.
-        let shared = Arc::new(Shared::new(1));
-        let events = vec![Ok(Event::Init), Ok(Event::InitDone), Err(refused(400))];
-        let ended = watch_scope(
-            futures::stream::iter(events),
-            Scope::AllNamespaces,
-            shared.clone(),
+        let (ended, _) = run_watch(
+            vec![Ok(Event::Init), Ok(Event::InitDone), Err(refused(400))],
             true,
         )
         .await;
         assert_eq!(ended, Ended::StreamEnded);
         // Streaming, before sync, a 403: the identity's problem, not the server's feature.
-        let shared = Arc::new(Shared::new(1));
-        let events = vec![Err(refused(403))];
-        let ended = watch_scope(
-            futures::stream::iter(events),
-            Scope::AllNamespaces,
-            shared.clone(),
-            true,
-        )
-        .await;
+        let (ended, shared) = run_watch(vec![Err(refused(403))], true).await;
         assert_eq!(ended, Ended::StreamEnded);
         assert_eq!(shared.stats.watch_errors.get("forbidden"), 1);
     }
