@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn ready_only_after_sync_and_exporter() {
-        let shared = Shared::new(1);
+        let shared = Shared::new(&crate::resource::ResourceSpec::defaults()[..1]);
         assert_eq!(
             respond(&Method::GET, "/livez", &shared).status(),
             StatusCode::OK
@@ -95,7 +95,7 @@ mod tests {
             respond(&Method::GET, "/readyz", &shared).status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        shared.mark_watch_synced();
+        shared.mark_resource_synced();
         assert_eq!(
             respond(&Method::GET, "/readyz", &shared).status(),
             StatusCode::SERVICE_UNAVAILABLE

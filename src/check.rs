@@ -1,108 +1,192 @@
-//! `seinode-tls-watcher check`: one list of SeiNodes, a kubectl-like table of their TLS
-//! readiness, and an exit code for scripts and CI (0 all ready, 1 some not ready).
+//! `sei-condition-watcher check`: one list of every watched resource, a kubectl-like table
+//! of the conditions that need attention, and an exit code for scripts and CI (0 none, 1 some).
+//!
+//! A condition needs attention, by upstream's naming convention, when a `*Ready` is not True
+//! or a `*InProgress` / `Failed` is True ([`Polarity`]); the seed's `SidecarTLSSecretReady` is
+//! a `*Ready` like the others. Objects that cannot be read are rows too.
 
 use std::fmt::Write as _;
 
 use kube::api::ListParams;
 use kube::Client;
 
+use crate::conditions::{decode_conditions, Polarity};
 use crate::index::Scope;
-use crate::seinode::{decode_verdict, ConditionStatus, Verdict};
-use crate::view::SeiNodeView;
-use crate::watch::{WatchConfig, GROUP, PLURAL};
+use crate::resource::WatchedResource;
+use crate::seinode::ConditionStatus;
+use crate::view::ObjectView;
+use crate::watch::WatchConfig;
 use crate::Error;
 
 /// Objects per list page: the API server's own default page size for kubectl.
 const PAGE_SIZE: u32 = 500;
 
-/// One table row.
+/// A list that keeps returning a continue token is a server bug; stop after this many pages
+/// (5 million objects) rather than loop forever.
+const MAX_PAGES: usize = 10_000;
+
+/// One table row: a condition that needs attention, or an object that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
+    pub kind: String,
     pub namespace: String,
     pub name: String,
-    /// The verdict, or why the object could not be read.
-    pub verdict: Result<Verdict, String>,
+    pub type_: String,
+    /// The status, or `Error` for an unreadable object.
+    pub status: String,
+    /// The reason, or why the object could not be read.
+    pub reason: String,
+    pub since: Option<i64>,
 }
 
-impl Row {
-    /// Ready means the condition is True; unreadable objects are not ready.
-    pub fn is_ready(&self) -> bool {
-        matches!(&self.verdict, Ok(v) if v.status == ConditionStatus::True)
-    }
+/// What one `check` saw.
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub rows: Vec<Row>,
+    /// Objects listed, across resources.
+    pub objects: usize,
+    /// Resources the API server does not serve.
+    pub not_served: Vec<String>,
 }
 
-/// Lists every in-scope SeiNode (all pages of every scope).
-pub async fn list_rows(client: Client, config: &WatchConfig) -> Result<Vec<Row>, Error> {
-    let mut rows = Vec::new();
-    for scope in config.scopes() {
-        let api = config.api(client.clone(), &scope);
-        let mut params = ListParams::default().limit(PAGE_SIZE);
-        if let Some(selector) = &config.label_selector {
-            params = params.labels(selector);
-        }
-        loop {
-            let page = api.list(&params).await.map_err(|e| list_error(e, &scope))?;
-            rows.extend(page.items.iter().filter_map(row_of));
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
+/// Lists every in-scope object of every resource (all pages of every scope).
+pub async fn list_rows(client: Client, config: &WatchConfig) -> Result<Listed, Error> {
+    let mut listed = Listed::default();
+    for spec in &config.resources {
+        let resource = match spec.resolve(&client).await {
+            Ok(Some(resource)) => resource,
+            Ok(None) => {
+                listed.not_served.push(spec.label());
+                continue;
+            }
+            Err(e) => return Err(Error::List(format!("{spec}: {e}"))),
+        };
+        for scope in config.scopes_of(&resource) {
+            let api = config.api(client.clone(), &resource, &scope);
+            let mut params = ListParams::default().limit(PAGE_SIZE);
+            if let Some(selector) = &config.label_selector {
+                params = params.labels(selector);
+            }
+            for page_number in 0.. {
+                if page_number == MAX_PAGES {
+                    return Err(Error::List(format!(
+                        "{}: the API server kept returning continue tokens after {MAX_PAGES} pages; giving up",
+                        resource.label
+                    )));
+                }
+                let page = match api.list(&params).await {
+                    Ok(page) => page,
+                    Err(kube::Error::Api(s)) if s.code == 404 => {
+                        listed.not_served.push(resource.label.clone());
+                        break;
+                    }
+                    Err(e) => return Err(list_error(e, &resource, &scope)),
+                };
+                listed.objects += page.items.len();
+                for object in &page.items {
+                    listed.rows.extend(rows_of(&resource, object));
+                }
+                match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                    Some(token) => params = params.continue_token(&token),
+                    None => break,
+                }
             }
         }
     }
-    rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    Ok(rows)
+    listed.rows.sort_by(|a, b| {
+        (&a.kind, &a.namespace, &a.name, &a.type_).cmp(&(&b.kind, &b.namespace, &b.name, &b.type_))
+    });
+    Ok(listed)
 }
 
-fn row_of(object: &SeiNodeView) -> Option<Row> {
-    let verdict = match decode_verdict(&object.data) {
-        Ok(None) => return None,
-        Ok(Some(v)) => Ok(v),
-        Err(e) => Err(e.to_string()),
-    };
-    Some(Row {
+/// The rows of one object: its conditions that need attention, or one error row.
+pub fn rows_of(resource: &WatchedResource, object: &ObjectView) -> Vec<Row> {
+    let row = |type_: &str, status: &str, reason: &str, since| Row {
+        kind: resource.api.kind.clone(),
         namespace: object.metadata.namespace.clone().unwrap_or_default(),
         name: object.metadata.name.clone().unwrap_or_default(),
-        verdict,
-    })
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        since,
+    };
+    match decode_conditions(&object.data) {
+        Err(e) => vec![row("-", "Error", &e.to_string(), None)],
+        Ok(decoded) => {
+            let mut rows: Vec<Row> = decoded
+                .conditions
+                .iter()
+                .filter(|c| Polarity::of(&c.type_).needs_attention(c.status))
+                .map(|c| row(&c.type_, c.status.as_str(), &c.reason, c.since))
+                .collect();
+            // The seed: a SeiNode with sidecar TLS but no condition yet is not ready either.
+            if resource.is_seinode {
+                match crate::seinode::decode_verdict(&object.data) {
+                    Ok(Some(v))
+                        if v.status != ConditionStatus::True
+                            && !rows
+                                .iter()
+                                .any(|r| r.type_ == crate::seinode::CONDITION_TYPE) =>
+                    {
+                        rows.push(row(
+                            crate::seinode::CONDITION_TYPE,
+                            v.status.as_str(),
+                            &v.reason,
+                            v.since,
+                        ))
+                    }
+                    Err(e) => rows.push(row(
+                        crate::seinode::CONDITION_TYPE,
+                        "Error",
+                        &e.to_string(),
+                        None,
+                    )),
+                    _ => {}
+                }
+            }
+            rows
+        }
+    }
 }
 
-fn list_error(error: kube::Error, scope: &Scope) -> Error {
+fn list_error(error: kube::Error, resource: &WatchedResource, scope: &Scope) -> Error {
     let detail = match &error {
-        kube::Error::Api(s) if s.code == 404 => {
-            format!("the API server does not serve {PLURAL}.{GROUP}: is the SeiNode CRD installed?")
-        }
         kube::Error::Api(s) if s.code == 403 => format!(
-            "forbidden: this identity may not list {PLURAL}.{GROUP} ({})",
-            s.message
+            "forbidden: this identity may not list {} ({})",
+            resource.label, s.message
         ),
         _ => error.to_string(),
     };
-    Error::List(format!("{scope:?}: {detail}"))
+    Error::List(format!("{} {scope:?}: {detail}", resource.label))
 }
 
-/// Renders rows as a table with NAMESPACE, NAME, READY, REASON, SINCE (relative to `now`).
+/// Renders rows as a table with KIND, NAMESPACE, NAME, TYPE, STATUS, REASON, SINCE (relative
+/// to `now`).
 pub fn render_table(rows: &[Row], now: jiff::Timestamp) -> String {
-    let cells: Vec<[String; 5]> = rows
+    let cells: Vec<[String; 7]> = rows
         .iter()
-        .map(|row| match &row.verdict {
-            Ok(v) => [
+        .map(|row| {
+            [
+                row.kind.clone(),
                 row.namespace.clone(),
                 row.name.clone(),
-                v.status.as_str().to_owned(),
-                v.reason.clone(),
-                v.since
+                row.type_.clone(),
+                row.status.clone(),
+                row.reason.clone(),
+                row.since
                     .map_or_else(|| "-".to_owned(), |s| age(now.as_second() - s)),
-            ],
-            Err(e) => [
-                row.namespace.clone(),
-                row.name.clone(),
-                "Error".into(),
-                e.clone(),
-                "-".into(),
-            ],
+            ]
         })
         .collect();
-    let header = ["NAMESPACE", "NAME", "READY", "REASON", "SINCE"];
+    let header = [
+        "KIND",
+        "NAMESPACE",
+        "NAME",
+        "TYPE",
+        "STATUS",
+        "REASON",
+        "SINCE",
+    ];
     let mut widths = header.map(str::len);
     for row in &cells {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -138,51 +222,98 @@ fn age(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::ResourceSpec;
+    use serde_json::json;
 
-    fn row(name: &str, verdict: Result<Verdict, String>) -> Row {
-        Row {
-            namespace: "sei".into(),
-            name: name.into(),
-            verdict,
-        }
+    fn object(name: &str, data: serde_json::Value) -> ObjectView {
+        let mut o = ObjectView::default();
+        o.metadata.name = Some(name.into());
+        o.metadata.namespace = Some("sei".into());
+        o.data = data;
+        o
     }
 
     #[test]
-    fn table_and_readiness() {
+    fn rows_for_conditions_that_need_attention() {
+        let seinode = ResourceSpec::defaults()[0].known().unwrap();
+        let o = object(
+            "validator-0",
+            json!({"status": {"conditions": [
+                {"type": "SigningKeyReady", "status": "False", "reason": "SigningKeyInvalid"},
+                {"type": "NodeKeyReady", "status": "True", "reason": "NodeKeyValidated"},
+                {"type": "StateSyncReady", "status": "Unknown", "reason": "SyncerSourceError"},
+                {"type": "NodeUpdateInProgress", "status": "True", "reason": "Updating"},
+                {"type": "WorkflowInProgress", "status": "False", "reason": "NoWorkflow"},
+                {"type": "Paused", "status": "True", "reason": "Paused"},
+            ]}}),
+        );
+        let types: Vec<String> = rows_of(&seinode, &o).into_iter().map(|r| r.type_).collect();
+        assert_eq!(
+            types,
+            ["SigningKeyReady", "StateSyncReady", "NodeUpdateInProgress"]
+        );
+        let task = ResourceSpec::defaults()[2].known().unwrap();
+        let o = object(
+            "t",
+            json!({"status": {"conditions": [
+            {"type": "Failed", "status": "True", "reason": "TaskFailed"},
+            {"type": "Ready", "status": "False", "reason": "TaskFailed"}]}}),
+        );
+        assert_eq!(rows_of(&task, &o).len(), 2);
+        let o = object("bad", json!({"status": {"conditions": "nope"}}));
+        assert_eq!(rows_of(&task, &o)[0].status, "Error");
+    }
+
+    #[test]
+    fn the_seed_condition_is_a_row_even_before_the_controller_writes_it() {
+        let seinode = ResourceSpec::defaults()[0].known().unwrap();
+        let o = object(
+            "rpc-0",
+            json!({"spec": {"sidecar": {"tls": {"secretName": "s"}}}}),
+        );
+        let rows = rows_of(&seinode, &o);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].status.as_str(), rows[0].reason.as_str()),
+            ("Unknown", "ConditionMissing")
+        );
+        let o = object(
+            "rpc-1",
+            json!({"spec": {"sidecar": {"tls": {"secretName": "s"}}},
+            "status": {"conditions": [{"type": "SidecarTLSSecretReady", "status": "False", "reason": "TLSSecretNotFound"}]}}),
+        );
+        assert_eq!(rows_of(&seinode, &o).len(), 1, "one row, not two");
+    }
+
+    #[test]
+    fn table() {
         let now: jiff::Timestamp = "2026-11-30T12:00:00Z".parse().unwrap();
         let rows = vec![
-            row(
-                "a",
-                Ok(Verdict {
-                    status: ConditionStatus::True,
-                    reason: "TLSSecretReady".into(),
-                    since: Some(now.as_second() - 90_000),
-                }),
-            ),
-            row(
-                "bb",
-                Ok(Verdict {
-                    status: ConditionStatus::False,
-                    reason: "TLSSecretNotFound".into(),
-                    since: Some(now.as_second() - 600),
-                }),
-            ),
-            row(
-                "c",
-                Err("status.conditions is not a list (found a string)".into()),
-            ),
+            Row {
+                kind: "SeiNode".into(),
+                namespace: "sei".into(),
+                name: "validator-0".into(),
+                type_: "SigningKeyReady".into(),
+                status: "False".into(),
+                reason: "SigningKeyInvalid".into(),
+                since: Some(now.as_second() - 600),
+            },
+            Row {
+                kind: "SeiNodeTask".into(),
+                namespace: "sei".into(),
+                name: "t".into(),
+                type_: "Failed".into(),
+                status: "True".into(),
+                reason: "TaskFailed".into(),
+                since: None,
+            },
         ];
-        let table = render_table(&rows, now);
         assert_eq!(
-            table,
-            "NAMESPACE   NAME   READY   REASON                                             SINCE\n\
-             sei         a      True    TLSSecretReady                                     25h\n\
-             sei         bb     False   TLSSecretNotFound                                  10m\n\
-             sei         c      Error   status.conditions is not a list (found a string)   -\n"
+            render_table(&rows, now),
+            "KIND          NAMESPACE   NAME          TYPE              STATUS   REASON              SINCE\n\
+             SeiNode       sei         validator-0   SigningKeyReady   False    SigningKeyInvalid   10m\n\
+             SeiNodeTask   sei         t             Failed            True     TaskFailed          -\n"
         );
-        assert!(rows[0].is_ready());
-        assert!(!rows[1].is_ready());
-        assert!(!rows[2].is_ready());
     }
 
     #[test]

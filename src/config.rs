@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::export::ExportConfig;
+use crate::resource::ResourceSpec;
 use crate::watch::{ListStrategy, WatchConfig};
 use crate::Error;
 
@@ -18,16 +19,10 @@ pub const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4317";
 pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(15);
 /// The default OTLP request timeout (the OpenTelemetry specification's default).
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Series per metric before the SDK folds the rest into an overflow series. The SDK's
-/// default is 2,000, too few. The SDK allocates each per-SeiNode instrument's map for this
-/// many series up front (~32 bytes per slot, rounded up to a power of two), so the cap is
-/// paid for in memory once it fills: 16,384 costs ~1 MiB per instrument, 65,536 ~4 MiB.
-/// Above 16,000 SeiNodes, raise it (the watcher warns when it is reached).
-pub const DEFAULT_MAX_SERIES: usize = 16_384;
-
-/// Watches SeiNode sidecar-TLS readiness and exports it as OpenTelemetry metrics (OTLP/gRPC).
+/// Watches the status.conditions of sei.io (or any) custom resources and exports them as
+/// OpenTelemetry metrics (OTLP/gRPC).
 #[derive(Debug, Parser)]
-#[command(name = "seinode-tls-watcher", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(name = "sei-condition-watcher", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -37,8 +32,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List SeiNodes once, print their TLS readiness as a table, and exit 1 if any in-scope
-    /// SeiNode is not ready (2 on error).
+    /// List the watched resources once, print every condition that needs attention (a
+    /// `*Ready` not True, a `*InProgress` or `Failed` True) as a table, and exit 1 if there is
+    /// any (2 on error).
     Check(CheckArgs),
 }
 
@@ -54,24 +50,38 @@ pub struct KubeArgs {
     pub context: Option<String>,
 }
 
-/// Which SeiNodes to watch.
+/// Which objects to watch.
 #[derive(Debug, Clone, Args)]
 pub struct ScopeArgs {
+    /// A custom resource to watch: `plural.group` (seinodes.sei.io), `group/version/plural`
+    /// (sei.io/v1alpha1/seinodes), optionally `=family` to name its metrics. Repeat for
+    /// several. Default: the four sei.io kinds (SeiNode, SeiNetwork, SeiNodeTask,
+    /// SeiNodeTaskWorkflow).
+    #[arg(long = "resource", value_name = "SPEC", value_parser = ResourceSpec::parse)]
+    pub resources: Vec<ResourceSpec>,
     /// Watch only this namespace; repeat for several. Default: all namespaces.
+    /// Cluster-scoped resources are always watched cluster-wide.
     #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
     pub namespaces: Vec<String>,
-    /// Watch only SeiNodes matching this label selector (as kubectl -l).
+    /// Watch only objects matching this label selector (as kubectl -l).
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub label_selector: Option<String>,
 }
 
 impl ScopeArgs {
-    pub fn watch_config(&self) -> WatchConfig {
-        WatchConfig {
+    pub fn watch_config(&self) -> Result<WatchConfig, Error> {
+        let resources = if self.resources.is_empty() {
+            ResourceSpec::defaults()
+        } else {
+            self.resources.clone()
+        };
+        crate::resource::check_specs(&resources).map_err(Error::Config)?;
+        Ok(WatchConfig {
+            resources,
             namespaces: self.namespaces.clone(),
             label_selector: self.label_selector.clone(),
             list: ListStrategy::default(),
-        }
+        })
     }
 }
 
@@ -90,7 +100,7 @@ pub struct RunArgs {
     pub kube: KubeArgs,
     #[command(flatten)]
     pub scope: ScopeArgs,
-    /// How to get all SeiNodes at start and after a relist: `stream` (one streaming watch;
+    /// How to get all objects at start and after a relist: `stream` (one streaming watch;
     /// falls back to `paged` by itself where the API server has WatchList off) or `paged`.
     #[arg(long, value_enum, value_name = "HOW", default_value_t = ListStrategy::Stream)]
     pub initial_list: ListStrategy,
@@ -126,7 +136,7 @@ pub struct RunArgs {
         long,
         value_name = "NAME",
         env = "OTEL_SERVICE_NAME",
-        default_value = "seinode-tls-watcher"
+        default_value = "sei-condition-watcher"
     )]
     pub service_name: String,
     /// `service.instance.id` resource attribute (the `instance` label). Default: $POD_NAME
@@ -136,11 +146,20 @@ pub struct RunArgs {
     /// `k8s.cluster.name` resource attribute; the collector turns it into a `cluster` label.
     #[arg(long, value_name = "NAME", env = "K8S_CLUSTER_NAME")]
     pub cluster_name: Option<String>,
-    /// Most series per metric before the OpenTelemetry SDK folds the rest into one
-    /// overflow series (the SDK's own default is 2,000).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SERIES)]
-    pub max_series: usize,
-    /// On shutdown, do not send staleness markers for the exported SeiNode series (they
+    /// Compression of OTLP requests: `gzip` or `none`. Default:
+    /// $OTEL_EXPORTER_OTLP_METRICS_COMPRESSION, then $OTEL_EXPORTER_OTLP_COMPRESSION, then gzip.
+    #[arg(long, value_name = "ALGO")]
+    pub otlp_compression: Option<String>,
+    /// Largest uncompressed OTLP request of object series, in bytes; larger exports are cut
+    /// into several requests (never into overflow series). Keep it below the collector's
+    /// receive limit (`max_recv_msg_size_mib`, 4 MiB by default).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::export::DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+    /// No longer used: object series are never folded into an overflow series, whatever
+    /// their number. Accepted (with a warning) so that old manifests still start.
+    #[arg(long, value_name = "N", hide = true)]
+    pub max_series: Option<usize>,
+    /// On shutdown, do not send staleness markers for the exported object series (they
     /// then linger in Prometheus for its 5-minute lookback).
     #[arg(long)]
     pub keep_series_on_shutdown: bool,
@@ -150,7 +169,7 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Log filter, as RUST_LOG (e.g. `info`, `seinode_tls_watcher=debug`). Default: $RUST_LOG, then info.
+    /// Log filter, as RUST_LOG (e.g. `info`, `sei_condition_watcher=debug`). Default: $RUST_LOG, then info.
     #[arg(long, value_name = "FILTER")]
     pub log_filter: Option<String>,
 }
@@ -219,8 +238,30 @@ impl RunArgs {
             )?
             .unwrap_or(DEFAULT_EXPORT_TIMEOUT),
         };
-        if self.max_series < 2 {
-            return Err(Error::Config("--max-series must be at least 2".into()));
+        let compression = self
+            .otlp_compression
+            .clone()
+            .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"))
+            .or_else(|| env("OTEL_EXPORTER_OTLP_COMPRESSION"))
+            .filter(|c| !c.trim().is_empty());
+        let gzip = match compression.as_deref().map(str::trim) {
+            None | Some("gzip") => true,
+            Some("none") => false,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "OTLP compression {other:?} is not supported; use gzip or none"
+                )))
+            }
+        };
+        let range = crate::export::MAX_REQUEST_BYTES_RANGE;
+        if !range.contains(&self.max_request_bytes) {
+            return Err(Error::Config(format!(
+                "--max-request-bytes {} is out of range; use {} to {} (the collector's default limit is {})",
+                self.max_request_bytes,
+                range.start(),
+                range.end(),
+                crate::export::COLLECTOR_DEFAULT_RECV_BYTES
+            )));
         }
         Ok(ExportConfig {
             endpoint: endpoint.trim().to_owned(),
@@ -229,7 +270,8 @@ impl RunArgs {
             ca_file: self.otlp_ca_file.clone(),
             client_cert_file: self.otlp_client_cert_file.clone(),
             client_key_file: self.otlp_client_key_file.clone(),
-            max_series_per_metric: self.max_series,
+            gzip,
+            max_request_bytes: self.max_request_bytes,
             stale_on_shutdown: !self.keep_series_on_shutdown,
         })
     }
@@ -242,7 +284,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("seinode-tls-watcher").chain(args.iter().copied()))
+        Cli::try_parse_from(std::iter::once("sei-condition-watcher").chain(args.iter().copied()))
             .unwrap()
     }
 
@@ -346,5 +388,66 @@ mod tests {
         };
         assert_eq!(args.scope.namespaces, vec!["a", "b"]);
         assert_eq!(args.kube.context.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn resources_default_to_the_sei_kinds_and_are_checked() {
+        let config = parse(&[]).run.scope.watch_config().unwrap();
+        assert_eq!(config.resources, ResourceSpec::defaults());
+        let config = parse(&[
+            "--resource",
+            "widgets.example.test",
+            "--resource",
+            "seinodes",
+        ])
+        .run
+        .scope
+        .watch_config()
+        .unwrap();
+        assert_eq!(config.resources.len(), 2);
+        let err = parse(&["--resource", "seinodes", "--resource", "seinodes.sei.io"])
+            .run
+            .scope
+            .watch_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("given twice"), "{err}");
+        let err = Cli::try_parse_from(["x", "--resource", "pods"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("plural.group"), "{err}");
+    }
+
+    #[test]
+    fn compression_and_request_size() {
+        let run = parse(&[]).run;
+        assert!(
+            run.export_config(&env_of(&[])).unwrap().gzip,
+            "gzip by default"
+        );
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "none")]);
+        assert!(!run.export_config(&env).unwrap().gzip);
+        let env = env_of(&[
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip"),
+        ]);
+        assert!(
+            run.export_config(&env).unwrap().gzip,
+            "the metrics variable wins"
+        );
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")]);
+        assert!(run
+            .export_config(&env)
+            .unwrap_err()
+            .to_string()
+            .contains("gzip or none"));
+        let err = parse(&["--max-request-bytes", "100"])
+            .run
+            .export_config(&env_of(&[]))
+            .unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+        assert!(
+            parse(&["--max-series", "5"]).run.max_series.is_some(),
+            "still accepted"
+        );
     }
 }

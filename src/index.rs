@@ -1,38 +1,63 @@
-//! The readiness index: plain in-memory state, one small [`Verdict`] per in-scope SeiNode,
-//! keyed by (namespace, name). No I/O and no clock: the watch stage feeds it, the export
-//! stage reads it, and both are tested without an API server.
+//! The condition index: plain in-memory state, one small [`ObjectState`] per watched object,
+//! keyed by (resource, namespace, name). No I/O, no clock, and nothing about exports: the
+//! watch stage applies, deletes and resyncs; the export stage reads a snapshot and takes
+//! the set of keys that changed since it last asked.
 //!
 //! ```text
-//!   watch events ──apply / delete / begin_resync+touch+finish_resync──▶ ReadinessIndex
-//!                                                                         │   │
-//!                         export callbacks (each collection) ◀──iter─────┘   │
-//!                         staleness markers (after each export) ◀──take_stale_series
+//!   watch events ──apply / delete / begin_resync+touch+finish_resync──▶ ConditionIndex
+//!                                                                        │
+//!   export stage ◀── snapshot (Arc<ObjectState> per key) + take_changed ─┘
 //! ```
 //!
-//! Besides the verdicts, the index journals which series *disappeared* since the exporter
-//! last asked ([`ReadinessIndex::take_stale_series`]): a deleted node, a node whose TLS was
-//! removed, a status/reason that changed, or a ready sample that went away (True/False ->
-//! Unknown). The exporter turns those into Prometheus staleness markers so that no series
-//! lingers for the 5-minute lookback (see docs/architecture.md).
+//! States are shared (`Arc`), so a snapshot is a list of pointers, and the exporter can keep
+//! the states it last exported without copying them: what it must mark stale is the
+//! difference between the series of the state it exported and those of the current one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::conditions::Condition;
+use crate::resource::ResourceId;
 use crate::seinode::{ConditionStatus, Verdict};
 
-/// Identity of one SeiNode. Namespaces are interned, so 10,000 nodes in a few namespaces
-/// share a few namespace strings.
+/// Identity of one object. Namespaces are interned, so 10,000 objects in a few namespaces
+/// share a few namespace strings. Cluster-scoped objects have an empty namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
+    pub resource: ResourceId,
     pub namespace: Arc<str>,
     pub name: Arc<str>,
 }
 
-/// The verdict as stored: the reason is interned (a handful of distinct reasons fleet-wide).
+/// The seed's verdict as stored: the reason is interned.
 pub type StoredVerdict = Verdict<Arc<str>>;
 
+/// A condition as stored: type and reason interned (a handful of distinct values fleet-wide).
+pub type StoredCondition = Condition<Arc<str>>;
+
+/// What the watcher keeps about one object: a few words per condition, whatever the
+/// object's size on the API server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectState {
+    /// `metadata.generation`, to tell whether a condition describes the current spec.
+    pub generation: Option<i64>,
+    /// The object's conditions, in the order the controller wrote them.
+    pub conditions: Vec<StoredCondition>,
+    /// The seed's sidecar-TLS verdict (SeiNodes with `spec.sidecar.tls` or the condition).
+    pub tls: Option<StoredVerdict>,
+}
+
+impl ObjectState {
+    /// How many specs behind the spec this condition is (`generation - observedGeneration`),
+    /// when it is behind.
+    pub fn outdated_by(&self, condition: &StoredCondition) -> Option<i64> {
+        let lag = self.generation? - condition.observed_generation?;
+        (lag > 0).then_some(lag)
+    }
+}
+
 /// The set of objects one watch covers, so that a relist of one namespace only retires
-/// objects of that namespace.
+/// objects of that resource and namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     AllNamespaces,
@@ -46,43 +71,6 @@ impl Scope {
             Scope::Namespace(ns) => *key.namespace == **ns,
         }
     }
-}
-
-/// Which per-node series a verdict produces.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Series {
-    /// `seinode_sidecar_tls_secret_ready{namespace,name}`
-    Ready,
-    /// `seinode_sidecar_tls_secret_status{namespace,name,status,reason}`
-    Status {
-        status: ConditionStatus,
-        reason: Arc<str>,
-    },
-    /// `seinode_sidecar_tls_secret_last_transition_timestamp_seconds{namespace,name}`
-    LastTransition,
-}
-
-impl Series {
-    /// The series a verdict exports; at most three.
-    pub fn of(verdict: &StoredVerdict) -> impl Iterator<Item = Series> {
-        [
-            verdict.status.ready_value().map(|_| Series::Ready),
-            Some(Series::Status {
-                status: verdict.status,
-                reason: verdict.reason.clone(),
-            }),
-            verdict.since.map(|_| Series::LastTransition),
-        ]
-        .into_iter()
-        .flatten()
-    }
-}
-
-/// A series that was exported and is gone now.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct StaleSeries {
-    pub key: ObjectKey,
-    pub series: Series,
 }
 
 /// What an `apply` or `delete` did, so the watch stage knows whether to trigger an export.
@@ -101,99 +89,110 @@ impl Change {
 }
 
 #[derive(Debug, Default)]
-pub struct ReadinessIndex {
-    /// The current verdict of every in-scope SeiNode.
-    verdicts: HashMap<ObjectKey, StoredVerdict>,
-    /// Interned namespaces and reasons: bounded by the namespaces and reasons ever seen.
+pub struct ConditionIndex {
+    /// The current state of every watched object.
+    objects: HashMap<ObjectKey, Arc<ObjectState>>,
+    /// Interned namespaces, types and reasons: bounded by the distinct values ever seen.
     interned: HashSet<Arc<str>>,
-    /// For each object changed since the last `take_stale_series`, its verdict before the
-    /// first of those changes (None: it did not exist). Bounded by the objects changed
-    /// between two exports.
-    retired: HashMap<ObjectKey, Option<StoredVerdict>>,
-    /// Objects seen by a relist in progress, per scope.
-    resyncs: HashMap<Scope, HashSet<ObjectKey>>,
-    /// Objects whose verdict changed since the last `take_dirty`: what an event-driven
-    /// export sends. A subset of `verdicts` (a deleted object leaves it).
-    dirty: HashSet<ObjectKey>,
+    /// Objects seen by a relist in progress, per (resource, scope).
+    resyncs: HashMap<(ResourceId, Scope), HashSet<ObjectKey>>,
+    /// Keys applied or deleted since the last [`Self::take_changed`]. Bounded by the
+    /// objects that exist or existed between two exports.
+    changed: HashSet<ObjectKey>,
 }
 
-impl ReadinessIndex {
+impl ConditionIndex {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Builds the key of an object, interning its namespace.
-    pub fn key(&mut self, namespace: &str, name: &str) -> ObjectKey {
+    pub fn key(&mut self, resource: ResourceId, namespace: &str, name: &str) -> ObjectKey {
         ObjectKey {
+            resource,
             namespace: self.intern(namespace),
             name: Arc::from(name),
         }
     }
 
-    /// Records the verdict of an object; `None` means it is out of scope (TLS not set and no
-    /// condition), which removes it.
-    pub fn apply(&mut self, key: ObjectKey, verdict: Option<Verdict>) -> Change {
-        let Some(verdict) = verdict else {
-            return self.delete(&key);
-        };
-        let verdict = StoredVerdict {
-            status: verdict.status,
-            reason: self.intern(&verdict.reason),
-            since: verdict.since,
-        };
-        match self.verdicts.get(&key) {
-            Some(old) if *old == verdict => Change::Unchanged,
+    /// Interns the strings of freshly decoded conditions and a verdict into a state.
+    pub fn state(
+        &mut self,
+        generation: Option<i64>,
+        conditions: Vec<Condition>,
+        tls: Option<Verdict>,
+    ) -> ObjectState {
+        ObjectState {
+            generation,
+            conditions: conditions
+                .into_iter()
+                .map(|c| Condition {
+                    type_: self.intern(&c.type_),
+                    status: c.status,
+                    reason: self.intern(&c.reason),
+                    since: c.since,
+                    observed_generation: c.observed_generation,
+                })
+                .collect(),
+            tls: tls.map(|v| Verdict {
+                status: v.status,
+                reason: self.intern(&v.reason),
+                since: v.since,
+            }),
+        }
+    }
+
+    /// Records the state of an object.
+    pub fn apply(&mut self, key: ObjectKey, state: ObjectState) -> Change {
+        match self.objects.get(&key) {
+            Some(old) if **old == state => Change::Unchanged,
             old => {
                 let change = if old.is_some() {
                     Change::Updated
                 } else {
                     Change::Added
                 };
-                self.retired
-                    .entry(key.clone())
-                    .or_insert_with(|| old.cloned());
-                self.dirty.insert(key.clone());
-                self.verdicts.insert(key, verdict);
+                self.changed.insert(key.clone());
+                self.objects.insert(key, Arc::new(state));
                 change
             }
         }
     }
 
-    /// Forgets an object (deleted, or out of scope).
+    /// Forgets an object (deleted).
     pub fn delete(&mut self, key: &ObjectKey) -> Change {
-        match self.verdicts.remove_entry(key) {
-            Some((key, old)) => {
-                self.dirty.remove(&key);
-                self.retired.entry(key).or_insert(Some(old));
+        match self.objects.remove_entry(key) {
+            Some((key, _)) => {
+                self.changed.insert(key);
                 Change::Removed
             }
             None => Change::Unchanged,
         }
     }
 
-    /// A relist of `scope` starts (`Event::Init`): objects not touched before
+    /// A relist of `scope` of `resource` starts (`Event::Init`): objects not touched before
     /// [`Self::finish_resync`] are gone.
-    pub fn begin_resync(&mut self, scope: Scope) {
-        self.resyncs.insert(scope, HashSet::new());
+    pub fn begin_resync(&mut self, resource: ResourceId, scope: Scope) {
+        self.resyncs.insert((resource, scope), HashSet::new());
     }
 
-    /// The relist of `scope` saw this object (whether or not it decoded).
+    /// The relist saw this object (whether or not it decoded).
     pub fn touch(&mut self, scope: &Scope, key: &ObjectKey) {
-        if let Some(seen) = self.resyncs.get_mut(scope) {
+        if let Some(seen) = self.resyncs.get_mut(&(key.resource, scope.clone())) {
             seen.insert(key.clone());
         }
     }
 
-    /// The relist of `scope` is complete (`Event::InitDone`): removes what it did not see and
-    /// returns how many objects that was.
-    pub fn finish_resync(&mut self, scope: &Scope) -> usize {
-        let Some(seen) = self.resyncs.remove(scope) else {
+    /// The relist is complete (`Event::InitDone`): removes what it did not see and returns
+    /// how many objects that was.
+    pub fn finish_resync(&mut self, resource: ResourceId, scope: &Scope) -> usize {
+        let Some(seen) = self.resyncs.remove(&(resource, scope.clone())) else {
             return 0;
         };
         let gone: Vec<ObjectKey> = self
-            .verdicts
+            .objects
             .keys()
-            .filter(|k| scope.contains(k) && !seen.contains(*k))
+            .filter(|k| k.resource == resource && scope.contains(k) && !seen.contains(*k))
             .cloned()
             .collect();
         for key in &gone {
@@ -202,68 +201,62 @@ impl ReadinessIndex {
         gone.len()
     }
 
-    /// Drops every object (used when the watcher restarts from scratch).
-    pub fn reset(&mut self) {
-        let keys: Vec<ObjectKey> = self.verdicts.keys().cloned().collect();
-        for key in &keys {
-            self.delete(key);
-        }
-        self.resyncs.clear();
-    }
-
-    pub fn get(&self, key: &ObjectKey) -> Option<&StoredVerdict> {
-        self.verdicts.get(key)
+    pub fn get(&self, key: &ObjectKey) -> Option<&Arc<ObjectState>> {
+        self.objects.get(key)
     }
 
     pub fn len(&self) -> usize {
-        self.verdicts.len()
+        self.objects.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.verdicts.is_empty()
+        self.objects.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&ObjectKey, &StoredVerdict)> {
-        self.verdicts.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&ObjectKey, &Arc<ObjectState>)> {
+        self.objects.iter()
     }
 
-    /// The objects whose verdict changed since the last call (still in the index); clears
-    /// the set.
-    pub fn take_dirty(&mut self) -> Vec<ObjectKey> {
-        self.dirty.drain().collect()
+    /// Every object with its state: pointers only, taken under the lock and read after it.
+    pub fn snapshot(&self) -> Vec<(ObjectKey, Arc<ObjectState>)> {
+        self.objects
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect()
     }
 
-    /// Number of in-scope objects per status, in [`ConditionStatus::ALL`] order.
-    pub fn count_by_status(&self) -> [u64; 3] {
-        let mut counts = [0; 3];
-        for verdict in self.verdicts.values() {
-            counts[verdict.status as usize] += 1;
+    /// The keys applied or deleted since the last call, with their current state (`None`:
+    /// deleted); clears the set.
+    pub fn take_changed(&mut self) -> Vec<(ObjectKey, Option<Arc<ObjectState>>)> {
+        let keys: Vec<ObjectKey> = self.changed.drain().collect();
+        keys.into_iter()
+            .map(|k| {
+                let state = self.objects.get(&k).cloned();
+                (k, state)
+            })
+            .collect()
+    }
+
+    /// Objects per resource (indexed by [`ResourceId`]), for the `objects` self-metric.
+    pub fn count_by_resource(&self, resources: usize) -> Vec<u64> {
+        let mut counts = vec![0; resources];
+        for key in self.objects.keys() {
+            if let Some(n) = counts.get_mut(key.resource.0 as usize) {
+                *n += 1;
+            }
         }
         counts
     }
 
-    /// The series that existed for some object at the last call and exist no more, sorted;
-    /// clears the journal.
-    pub fn take_stale_series(&mut self) -> Vec<StaleSeries> {
-        let mut stale = Vec::new();
-        for (key, old) in self.retired.drain() {
-            let Some(old) = old else { continue };
-            let now: Vec<Series> = self
-                .verdicts
-                .get(&key)
-                .map(|v| Series::of(v).collect())
-                .unwrap_or_default();
-            stale.extend(
-                Series::of(&old)
-                    .filter(|s| !now.contains(s))
-                    .map(|series| StaleSeries {
-                        key: key.clone(),
-                        series,
-                    }),
-            );
+    /// SeiNodes with a seed verdict, per status ([`ConditionStatus::ALL`] order).
+    pub fn count_tls_by_status(&self) -> [u64; 3] {
+        let mut counts = [0; 3];
+        for state in self.objects.values() {
+            if let Some(v) = &state.tls {
+                counts[v.status as usize] += 1;
+            }
         }
-        stale.sort();
-        stale
+        counts
     }
 
     fn intern(&mut self, text: &str) -> Arc<str> {
@@ -276,223 +269,149 @@ impl ReadinessIndex {
     }
 }
 
+/// Status counts are indexed by the enum's discriminant; keep them in `ALL` order.
+const _: () =
+    assert!(ConditionStatus::True as usize == 0 && ConditionStatus::Unknown as usize == 2);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ConditionStatus::*;
 
-    fn v(status: ConditionStatus, reason: &str, since: Option<i64>) -> Option<Verdict> {
-        Some(Verdict {
+    const R: ResourceId = ResourceId(0);
+    const OTHER: ResourceId = ResourceId(1);
+
+    fn cond(type_: &str, status: ConditionStatus, reason: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
             status,
-            reason: reason.to_owned(),
-            since,
-        })
-    }
-
-    fn stale(index: &mut ReadinessIndex) -> Vec<(String, Series)> {
-        index
-            .take_stale_series()
-            .into_iter()
-            .map(|s| (format!("{}/{}", s.key.namespace, s.key.name), s.series))
-            .collect()
-    }
-
-    fn status(s: ConditionStatus, reason: &str) -> Series {
-        Series::Status {
-            status: s,
             reason: reason.into(),
+            since: Some(1),
+            observed_generation: Some(1),
         }
     }
 
+    fn state(index: &mut ConditionIndex, status: ConditionStatus) -> ObjectState {
+        index.state(Some(1), vec![cond("Ready", status, "R")], None)
+    }
+
     #[test]
-    fn apply_update_delete() {
-        let mut index = ReadinessIndex::new();
-        let a = index.key("ns", "a");
-        assert_eq!(
-            index.apply(a.clone(), v(True, "TLSSecretReady", Some(1))),
-            Change::Added
-        );
-        assert_eq!(
-            index.apply(a.clone(), v(True, "TLSSecretReady", Some(1))),
-            Change::Unchanged
-        );
-        assert_eq!(
-            index.apply(a.clone(), v(False, "TLSSecretNotFound", Some(2))),
-            Change::Updated
-        );
-        assert_eq!(index.get(&a).map(|v| v.status), Some(False));
+    fn apply_update_delete_and_changed_keys() {
+        let mut index = ConditionIndex::new();
+        let a = index.key(R, "ns", "a");
+        let s = state(&mut index, True);
+        assert_eq!(index.apply(a.clone(), s.clone()), Change::Added);
+        assert_eq!(index.apply(a.clone(), s), Change::Unchanged);
+        let s = state(&mut index, False);
+        assert_eq!(index.apply(a.clone(), s), Change::Updated);
+        let changed = index.take_changed();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].1.as_ref().unwrap().conditions[0].status, False);
+        assert!(index.take_changed().is_empty(), "taking clears the set");
         assert_eq!(index.delete(&a), Change::Removed);
         assert_eq!(index.delete(&a), Change::Unchanged);
+        assert_eq!(index.take_changed(), vec![(a, None)]);
         assert!(index.is_empty());
     }
 
     #[test]
-    fn out_of_scope_apply_removes() {
-        let mut index = ReadinessIndex::new();
-        let a = index.key("ns", "a");
-        index.apply(a.clone(), v(True, "TLSSecretReady", None));
-        assert_eq!(index.apply(a.clone(), None), Change::Removed);
-        assert_eq!(index.apply(a, None), Change::Unchanged);
-    }
-
-    #[test]
-    fn namespaces_and_reasons_are_interned() {
-        let mut index = ReadinessIndex::new();
+    fn strings_are_interned() {
+        let mut index = ConditionIndex::new();
         for i in 0..100 {
-            let k = index.key("ns", &format!("n{i}"));
-            index.apply(k, v(False, "TLSSecretNotFound", None));
+            let k = index.key(R, "ns", &format!("n{i}"));
+            let s = state(&mut index, False);
+            index.apply(k, s);
         }
-        let mut reasons = index
+        let ptrs: HashSet<*const u8> = index
             .iter()
-            .map(|(_, v)| Arc::as_ptr(&v.reason) as *const u8);
-        let first = reasons.next();
-        assert!(
-            reasons.all(|p| Some(p) == first),
-            "reasons share one allocation"
-        );
-        let mut nss = index
-            .iter()
-            .map(|(k, _)| Arc::as_ptr(&k.namespace) as *const u8);
-        let first = nss.next();
-        assert!(
-            nss.all(|p| Some(p) == first),
-            "namespaces share one allocation"
+            .flat_map(|(k, s)| {
+                [
+                    Arc::as_ptr(&k.namespace) as *const u8,
+                    Arc::as_ptr(&s.conditions[0].type_) as *const u8,
+                    Arc::as_ptr(&s.conditions[0].reason) as *const u8,
+                ]
+            })
+            .collect();
+        assert_eq!(
+            ptrs.len(),
+            3,
+            "one namespace, one type, one reason allocation"
         );
     }
 
     #[test]
-    fn resync_retires_what_was_not_relisted() {
-        let mut index = ReadinessIndex::new();
-        let (a, b, c) = (
-            index.key("ns", "a"),
-            index.key("ns", "b"),
-            index.key("other", "c"),
+    fn resync_retires_only_its_resource_and_scope() {
+        let mut index = ConditionIndex::new();
+        let (a, b, c, d) = (
+            index.key(R, "ns", "a"),
+            index.key(R, "ns", "b"),
+            index.key(R, "other", "c"),
+            index.key(OTHER, "ns", "d"),
         );
-        index.apply(a.clone(), v(True, "TLSSecretReady", None));
-        index.apply(b.clone(), v(True, "TLSSecretReady", None));
-        index.apply(c.clone(), v(True, "TLSSecretReady", None));
-
-        // A relist of everything that sees only `a` (b and c were deleted during an outage).
-        let scope = Scope::AllNamespaces;
-        index.begin_resync(scope.clone());
-        index.touch(&scope, &a);
-        index.apply(a.clone(), v(False, "TLSSecretNotFound", None));
-        assert_eq!(index.len(), 3, "nothing is removed before InitDone");
-        assert_eq!(index.finish_resync(&scope), 2);
-        assert_eq!(index.len(), 1);
-        assert_eq!(index.get(&a).map(|v| v.status), Some(False));
-    }
-
-    #[test]
-    fn resync_of_one_namespace_keeps_the_others() {
-        let mut index = ReadinessIndex::new();
-        let (a, c) = (index.key("ns", "a"), index.key("other", "c"));
-        index.apply(a.clone(), v(True, "TLSSecretReady", None));
-        index.apply(c.clone(), v(True, "TLSSecretReady", None));
+        for k in [&a, &b, &c, &d] {
+            let s = state(&mut index, True);
+            index.apply(k.clone(), s);
+        }
         let scope = Scope::Namespace("ns".into());
-        index.begin_resync(scope.clone());
-        assert_eq!(index.finish_resync(&scope), 1);
-        assert!(index.get(&a).is_none());
-        assert!(index.get(&c).is_some());
-    }
-
-    #[test]
-    fn touched_but_undecodable_objects_survive_resync() {
-        // A malformed object is touched but not applied: its last known verdict stays.
-        let mut index = ReadinessIndex::new();
-        let a = index.key("ns", "a");
-        index.apply(a.clone(), v(False, "TLSSecretNotFound", Some(5)));
-        let scope = Scope::AllNamespaces;
-        index.begin_resync(scope.clone());
+        index.begin_resync(R, scope.clone());
         index.touch(&scope, &a);
-        assert_eq!(index.finish_resync(&scope), 0);
-        assert_eq!(index.get(&a).map(|v| v.status), Some(False));
-    }
+        assert_eq!(index.len(), 4, "nothing is removed before InitDone");
+        assert_eq!(index.finish_resync(R, &scope), 1, "only b");
+        assert!(index.get(&b).is_none());
+        assert!(index.get(&c).is_some() && index.get(&d).is_some());
 
-    #[test]
-    fn finish_without_begin_removes_nothing() {
-        let mut index = ReadinessIndex::new();
-        let a = index.key("ns", "a");
-        index.apply(a, v(True, "TLSSecretReady", None));
-        assert_eq!(index.finish_resync(&Scope::AllNamespaces), 0);
-        assert_eq!(index.len(), 1);
-    }
-
-    #[test]
-    fn reset_drops_everything_and_journals_it() {
-        let mut index = ReadinessIndex::new();
-        let a = index.key("ns", "a");
-        index.apply(a, v(True, "TLSSecretReady", None));
-        index.take_stale_series();
-        index.reset();
-        assert!(index.is_empty());
+        index.begin_resync(R, Scope::AllNamespaces);
+        assert_eq!(index.finish_resync(R, &Scope::AllNamespaces), 2, "a and c");
+        assert_eq!(index.len(), 1, "the other resource is untouched");
         assert_eq!(
-            stale(&mut index),
-            vec![
-                ("ns/a".into(), Series::Ready),
-                ("ns/a".into(), status(True, "TLSSecretReady"))
-            ]
+            index.finish_resync(R, &Scope::AllNamespaces),
+            0,
+            "no begin, no removal"
         );
     }
 
     #[test]
-    fn stale_series_of_a_deleted_node() {
-        let mut index = ReadinessIndex::new();
-        let a = index.key("ns", "a");
-        index.apply(a.clone(), v(False, "TLSSecretNotFound", Some(7)));
-        assert_eq!(stale(&mut index), vec![], "a new node retires nothing");
-        index.delete(&a);
-        assert_eq!(
-            stale(&mut index),
+    fn outdated_conditions() {
+        let mut index = ConditionIndex::new();
+        let mut s = index.state(
+            Some(5),
             vec![
-                ("ns/a".into(), Series::Ready),
-                ("ns/a".into(), status(False, "TLSSecretNotFound")),
-                ("ns/a".into(), Series::LastTransition),
-            ]
+                Condition {
+                    observed_generation: Some(3),
+                    ..cond("A", True, "R")
+                },
+                Condition {
+                    observed_generation: Some(5),
+                    ..cond("B", True, "R")
+                },
+                Condition {
+                    observed_generation: None,
+                    ..cond("C", True, "R")
+                },
+            ],
+            None,
         );
-        assert_eq!(stale(&mut index), vec![], "the journal is cleared");
+        let lags: Vec<Option<i64>> = s.conditions.iter().map(|c| s.outdated_by(c)).collect();
+        assert_eq!(lags, [Some(2), None, None]);
+        s.generation = None;
+        assert_eq!(s.outdated_by(&s.conditions[0]), None);
     }
 
     #[test]
-    fn stale_series_of_a_changed_reason_and_a_lost_ready_sample() {
-        let mut index = ReadinessIndex::new();
-        let a = index.key("ns", "a");
-        index.apply(a.clone(), v(False, "TLSSecretNotFound", Some(7)));
-        index.take_stale_series();
-        // Two changes between exports: the first old verdict is what was exported.
-        index.apply(a.clone(), v(False, "TLSSecretMalformed", Some(8)));
-        index.apply(a.clone(), v(Unknown, "ConditionMissing", None));
-        assert_eq!(
-            stale(&mut index),
-            vec![
-                ("ns/a".into(), Series::Ready),
-                ("ns/a".into(), status(False, "TLSSecretNotFound")),
-                ("ns/a".into(), Series::LastTransition),
-            ]
-        );
-    }
-
-    #[test]
-    fn value_change_on_the_same_series_is_not_stale() {
-        let mut index = ReadinessIndex::new();
-        let a = index.key("ns", "a");
-        index.apply(a.clone(), v(False, "TLSSecretNotFound", Some(7)));
-        index.take_stale_series();
-        index.apply(a.clone(), v(False, "TLSSecretNotFound", Some(9)));
-        assert_eq!(stale(&mut index), vec![]);
-        // Back and forth between exports: nothing vanished.
-        index.apply(a.clone(), v(True, "TLSSecretReady", Some(10)));
-        index.apply(a.clone(), v(False, "TLSSecretNotFound", Some(11)));
-        assert_eq!(stale(&mut index), vec![]);
-    }
-
-    #[test]
-    fn count_by_status() {
-        let mut index = ReadinessIndex::new();
-        for (i, s) in [True, True, False, Unknown].into_iter().enumerate() {
-            let k = index.key("ns", &i.to_string());
-            index.apply(k, v(s, "R", None));
-        }
-        assert_eq!(index.count_by_status(), [2, 1, 1]);
+    fn counts() {
+        let mut index = ConditionIndex::new();
+        let a = index.key(R, "ns", "a");
+        let b = index.key(OTHER, "ns", "b");
+        let tls = Verdict {
+            status: False,
+            reason: "TLSSecretNotFound".into(),
+            since: None,
+        };
+        let s = index.state(None, vec![], Some(tls));
+        index.apply(a, s);
+        let s = index.state(None, vec![], None);
+        index.apply(b, s);
+        assert_eq!(index.count_by_resource(2), vec![1, 1]);
+        assert_eq!(index.count_tls_by_status(), [0, 1, 0]);
     }
 }

@@ -1,21 +1,27 @@
-//! seinode-tls-watcher: makes sei-k8s-controller's `SidecarTLSSecretReady` condition visible
-//! as OpenTelemetry metrics, so a broken or drifting sidecar TLS Secret pages someone.
+//! sei-condition-watcher: exports every `status.conditions` entry of sei-k8s-controller's
+//! custom resources (SeiNode, SeiNetwork, SeiNodeTask, SeiNodeTaskWorkflow; or any custom
+//! resource given with `--resource`) as OpenTelemetry metrics, so that a failing condition
+//! pages someone instead of waiting for `kubectl describe`. The seed's sidecar-TLS gauge
+//! (`seinode_sidecar_tls_secret_ready`) is kept as one case.
 //!
 //! # Layout
 //!
 //! ```text
-//!   API server ──watch──▶ [watch] ──verdicts──▶ [index] ◀──read at collection── [export] ──OTLP/gRPC──▶ collector
-//!                         watch.rs              index.rs                         export.rs
-//!                           │ view.rs: JSON -> SeiNodeView (only what is read)     │
-//!                           │ seinode.rs: object -> Verdict (pure)                 │ staleness markers for
-//!                           └───────── Shared::changed (state.rs) ────────────────▶│ vanished series
+//!  API server ─watch─▶ [watch] ──ObjectState──▶ [index] ──snapshot + changed keys──▶ [export] ─OTLP/gRPC (gzip)─▶ collector
+//!                      watch.rs                 index.rs                             export/
+//!                        │ resource.rs: which resources, their families      objects.rs: owns what it delivered;
+//!                        │ view.rs: JSON -> ObjectView (only what is read)     values + staleness markers = the
+//!                        │ conditions.rs / seinode.rs: object -> state (pure)  difference of two states' series
+//!                        └─▶ Shared::changed (state.rs) ─────────────────────▶ selfmetrics.rs: SDK, own metrics
 //! ```
 //!
-//! - [`view`]: how SeiNodes are parsed off the wire: identity and the two fields read.
-//! - [`seinode`]: the pure object → verdict function.
-//! - [`index`]: the readiness index (apply / delete / resync), pure and unit-tested.
+//! - [`resource`]: what `--resource` names, resolution, metric family names.
+//! - [`view`]: how objects are parsed off the wire: identity and the fields read.
+//! - [`conditions`]: the pure object → conditions function; [`seinode`]: the seed's verdict.
+//! - [`index`]: the condition index (apply / delete / resync / snapshot), pure and unit-tested.
 //! - [`watch`]: kube-runtime watchers feeding the index; bad objects are skipped, not fatal.
-//! - [`export`]: the OpenTelemetry meter provider, OTLP exporter and staleness markers.
+//! - [`export`]: object series encoded from the index (values and markers in one ordered
+//!   stream, cut under a request budget, gzip) and the SDK for the watcher's own metrics.
 //! - [`state`] and [`stats`]: what the stages share, and the self-metric counters.
 //! - [`memory`]: returns freed heap to the OS after lists and exports (glibc).
 //! - [`admin`]: `/livez` and `/readyz`. [`check`]: the one-shot `check` command.
@@ -26,11 +32,13 @@
 pub mod admin;
 pub mod check;
 pub mod client;
+pub mod conditions;
 pub mod config;
 mod error;
 pub mod export;
 pub mod index;
 pub mod memory;
+pub mod resource;
 pub mod seinode;
 pub mod state;
 pub mod stats;
@@ -39,15 +47,20 @@ pub mod view;
 pub mod watch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use error::Error;
 
 use crate::config::{CheckArgs, RunArgs};
-use crate::export::Exporter;
+use crate::export::ExportStage;
 use crate::state::Shared;
 use crate::watch::WatchConfig;
+
+/// How long the final exports may take after SIGTERM: well inside Kubernetes' default
+/// 30-second grace period, leaving room for the self-metrics' own final flush.
+pub const FINAL_EXPORT_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Runs the watcher until `shutdown` completes, then exports once more and shuts the
 /// meter provider down. Returns an error only for what prevents starting.
@@ -62,68 +75,100 @@ pub async fn run(
         instance_id,
         cluster_name,
         admin_addr,
+        max_series,
         ..
     } = &args;
     let export_config = args.export_config(&|var| std::env::var(var).ok())?;
     let watch_config = WatchConfig {
         list: args.initial_list,
-        ..scope.watch_config()
+        ..scope.watch_config()?
     };
+    if max_series.is_some() {
+        warn!("--max-series no longer applies and is ignored: object series are never folded into an overflow series; remove the flag");
+    }
+    if export_config.max_request_bytes > export::COLLECTOR_DEFAULT_RECV_BYTES {
+        warn!(
+            max_request_bytes = export_config.max_request_bytes,
+            "--max-request-bytes is above the collector's default receive limit (4 MiB): raise the \
+             OTLP receiver's max_recv_msg_size_mib to match, or the collector refuses large exports"
+        );
+    }
     let client = client::kube_client(kube).await?;
     let channel = export::build_channel(&export_config)?;
     let listener = admin::bind(*admin_addr).await?;
 
-    let shared = Arc::new(Shared::new(watch_config.scopes().len()));
+    let shared = Arc::new(Shared::new(&watch_config.resources));
     let resource = telemetry::resource(
         service_name,
         instance_id.as_deref(),
         cluster_name.as_deref(),
     );
-    let exporter = Arc::new(Exporter::new(
-        &export_config,
-        resource,
-        channel,
-        shared.clone(),
-    )?);
+    let ExportStage {
+        mut objects,
+        self_metrics,
+    } = ExportStage::new(&export_config, resource, channel, shared.clone())?;
+    self_metrics.flush_soon();
+    let resources: Vec<String> = watch_config.resources.iter().map(|r| r.label()).collect();
     info!(
-        endpoint = %export_config.endpoint,
+        endpoint = %export::channel::redact(&export_config.endpoint),
         interval = ?export_config.interval,
+        ?resources,
         scopes = ?watch_config.scopes(),
         label_selector = ?watch_config.label_selector,
-        "seinode-tls-watcher started"
+        gzip = export_config.gzip,
+        max_request_bytes = export_config.max_request_bytes,
+        "sei-condition-watcher started"
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    // The watch and the admin server are stopped by dropping them when the select ends;
-    // the event-driven exporter is told to stop so that no flush races the final one.
-    let exporting = tokio::spawn(exporter.clone().run_event_driven(stopped(stop_rx)));
+    // The object exporter runs as its own task so that an export in flight is never
+    // dropped halfway; it is told to stop, then does the final export below.
+    let interval = export_config.interval;
+    let exporting = tokio::spawn(async move {
+        objects.run(interval, stopped(stop_rx)).await;
+        objects
+    });
     tokio::select! {
-        _ = watch::run(client, watch_config, shared.clone()) => error!("the SeiNode watch ended unexpectedly"),
+        _ = watch::run(client, watch_config, shared.clone()) => error!("the watch ended unexpectedly"),
         _ = admin::serve(listener, shared.clone()) => error!("the admin server ended unexpectedly"),
         _ = shutdown => info!("shutdown requested: exporting once more"),
     }
     let _ = stop_tx.send(true);
-    let _ = exporting.await;
-    match tokio::task::spawn_blocking(move || exporter.shutdown_blocking()).await {
+    match exporting.await {
+        Ok(mut objects) => {
+            objects
+                .finish(export_config.stale_on_shutdown, FINAL_EXPORT_DEADLINE)
+                .await
+        }
+        Err(e) => error!("the object exporter failed: {e}"),
+    }
+    match tokio::task::spawn_blocking(move || self_metrics.shutdown_blocking()).await {
         Ok(Ok(())) => info!("final export done; exiting"),
-        Ok(Err(e)) => error!("final export failed: {e}; exiting anyway"),
+        Ok(Err(e)) => error!("final export of the self-metrics failed: {e}; exiting anyway"),
         Err(e) => error!("final export task failed: {e}; exiting anyway"),
     }
     Ok(())
 }
 
-/// `check`: prints the table and returns whether every in-scope SeiNode is ready.
+/// `check`: prints the table and returns whether no condition needs attention.
 pub async fn check(args: CheckArgs) -> Result<bool, Error> {
     let client = client::kube_client(&args.kube).await?;
-    let rows = check::list_rows(client, &args.scope.watch_config()).await?;
-    print!("{}", check::render_table(&rows, jiff::Timestamp::now()));
-    if rows.is_empty() {
-        eprintln!("no SeiNode with sidecar TLS found");
+    let config = args.scope.watch_config()?;
+    let listed = check::list_rows(client, &config).await?;
+    for missing in &listed.not_served {
+        eprintln!("{missing}: not served by this API server (CRD not installed); skipped");
     }
-    Ok(rows.iter().all(check::Row::is_ready))
+    print!(
+        "{}",
+        check::render_table(&listed.rows, jiff::Timestamp::now())
+    );
+    if listed.rows.is_empty() {
+        eprintln!("every condition is fine across {} objects", listed.objects);
+    }
+    Ok(listed.rows.is_empty())
 }
 
 /// Completes on SIGTERM or SIGINT.

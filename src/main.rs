@@ -3,15 +3,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use seinode_tls_watcher::config::{Cli, Command, LogFormat};
+use sei_condition_watcher::config::{Cli, Command, LogFormat};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check(args)) => {
-            seinode_tls_watcher::telemetry::init_logging(LogFormat::Text, Some("warn"));
-            match seinode_tls_watcher::check(args).await {
+            sei_condition_watcher::telemetry::init_logging(LogFormat::Text, Some("warn"));
+            match sei_condition_watcher::check(args).await {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => {
@@ -22,11 +22,11 @@ async fn main() -> ExitCode {
         }
         None => {
             let args = cli.run;
-            seinode_tls_watcher::telemetry::init_logging(
+            sei_condition_watcher::telemetry::init_logging(
                 args.log_format,
                 args.log_filter.as_deref(),
             );
-            match seinode_tls_watcher::run(args, seinode_tls_watcher::shutdown_signal()).await {
+            match sei_condition_watcher::run(args, sei_condition_watcher::shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(kind = e.kind(), "{e}");

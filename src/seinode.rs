@@ -1,4 +1,4 @@
-//! The pure function that turns one SeiNode (as [`crate::view::SeiNodeView`] keeps it, or
+//! The pure function that turns one SeiNode (as [`crate::view::ObjectView`] keeps it, or
 //! the whole object) into a readiness [`Verdict`].
 //!
 //! ```text
@@ -204,7 +204,7 @@ fn wrong_field(condition: &Value) -> &'static str {
         .unwrap_or("condition")
 }
 
-fn json_type(value: &Value) -> &'static str {
+pub(crate) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -216,7 +216,7 @@ fn json_type(value: &Value) -> &'static str {
 }
 
 /// Bad input is echoed in log lines; keep it to one short line.
-fn truncate(text: &str) -> String {
+pub(crate) fn truncate(text: &str) -> String {
     const MAX: usize = 64;
     match text.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
@@ -502,7 +502,7 @@ mod proptests {
                 json!({"metadata": {"name": "n", "namespace": "ns"}, "spec": spec, "status": status})
             };
             let text = serde_json::to_string(&object).unwrap();
-            let view: crate::view::SeiNodeView = serde_json::from_str(&text).unwrap();
+            let view: crate::view::ObjectView = serde_json::from_str(&text).unwrap();
             prop_assert_eq!(decode_verdict(&view.data), decode_verdict(&object));
         }
 

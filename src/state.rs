@@ -1,90 +1,95 @@
-//! What the three stages share: the readiness index, the self-metric counters, the
-//! "something changed" signal from the watch to the export stage, and readiness flags.
+//! What the stages share: the condition index, the resolved resources, the self-metric
+//! counters, the "something changed" signal from the watch to the export stage, and
+//! readiness flags. Nothing flows back from the export stage: it only reads.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::Notify;
 
-use crate::index::{ObjectKey, ReadinessIndex, StoredVerdict};
+use crate::index::ConditionIndex;
+use crate::resource::{ResourceId, ResourceSpec, WatchedResource};
 use crate::stats::Stats;
 
 #[derive(Debug)]
 pub struct Shared {
-    /// The verdicts. A std lock: it is held for microseconds and never across an await.
-    index: RwLock<ReadinessIndex>,
+    /// The objects' conditions. A std lock: it is held for microseconds and never across
+    /// an await.
+    index: RwLock<ConditionIndex>,
+    /// The watched resources, by [`ResourceId`]: `None` until resolved (a CRD that is not
+    /// installed yet, or a family that clashes with another resource's).
+    resources: RwLock<Vec<Option<Arc<WatchedResource>>>>,
     /// Self-metric counters.
     pub stats: Stats,
-    /// Notified when a verdict changes, so the export stage exports within a second
-    /// instead of waiting for the next periodic export.
+    /// Notified when an object changes, so the export stage exports at once instead of
+    /// waiting for the next periodic export.
     pub changed: Notify,
-    /// Watches (one per namespace, or one for all) that have not finished their first list.
-    unsynced_watches: AtomicUsize,
-    /// Set once the exporter and its meter provider are built.
+    /// Resources that have neither completed a first list of every scope nor been found
+    /// not served: what `/readyz` waits for.
+    unsynced_resources: AtomicUsize,
+    /// Set once the export stage is built.
     exporter_ready: AtomicBool,
-    /// While an event-driven export collects: the only SeiNodes whose series it reports.
-    /// `None`: every SeiNode (periodic exports, shutdown).
-    only_changed: Mutex<Option<Arc<Vec<ObjectKey>>>>,
 }
 
 impl Shared {
-    /// State for `watches` independent watches (one per `--namespace`, or one).
-    pub fn new(watches: usize) -> Self {
+    /// State for the resources in `specs`; their positions are their [`ResourceId`]s.
+    pub fn new(specs: &[ResourceSpec]) -> Self {
         Self {
-            index: RwLock::new(ReadinessIndex::new()),
-            stats: Stats::new(),
+            index: RwLock::new(ConditionIndex::new()),
+            resources: RwLock::new(vec![None; specs.len()]),
+            stats: Stats::new(specs.iter().map(ResourceSpec::label)),
             changed: Notify::new(),
-            unsynced_watches: AtomicUsize::new(watches),
+            unsynced_resources: AtomicUsize::new(specs.len()),
             exporter_ready: AtomicBool::new(false),
-            only_changed: Mutex::new(None),
-        }
-    }
-
-    /// Restricts (Some) or unrestricts (None) which SeiNodes the next collections report.
-    pub fn set_only_changed(&self, keys: Option<Vec<ObjectKey>>) {
-        *self.only_changed.lock().unwrap_or_else(|e| e.into_inner()) = keys.map(Arc::new);
-    }
-
-    /// Calls `f` for every SeiNode the current collection reports: all of them, or during
-    /// an event-driven export only those that changed.
-    pub fn for_each_reported(&self, mut f: impl FnMut(&ObjectKey, &StoredVerdict)) {
-        let only = self
-            .only_changed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let index = self.index();
-        match only {
-            Some(keys) => {
-                for key in keys.iter() {
-                    if let Some(verdict) = index.get(key) {
-                        f(key, verdict);
-                    }
-                }
-            }
-            None => {
-                for (key, verdict) in index.iter() {
-                    f(key, verdict);
-                }
-            }
         }
     }
 
     /// Reads the index. A poisoned lock means a panic while the index was being changed;
     /// the index's methods leave it consistent at every step, so its data is still good.
-    pub fn index(&self) -> RwLockReadGuard<'_, ReadinessIndex> {
+    pub fn index(&self) -> RwLockReadGuard<'_, ConditionIndex> {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn index_mut(&self) -> RwLockWriteGuard<'_, ReadinessIndex> {
+    pub fn index_mut(&self) -> RwLockWriteGuard<'_, ConditionIndex> {
         self.index.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Called once per watch when its first list completes.
-    pub fn mark_watch_synced(&self) {
-        // Saturating: a watch reports its first sync only once, but never underflow.
+    /// Records a resolved resource. Refuses it (returning the label of the resource that
+    /// has it) when another resource already exports under the same family.
+    pub fn register_resource(
+        &self,
+        id: ResourceId,
+        resource: WatchedResource,
+    ) -> Result<Arc<WatchedResource>, String> {
+        let mut resources = self.resources.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(other) = resources
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != id.0 as usize)
+            .flat_map(|(_, r)| r.as_ref())
+            .find(|r| r.family == resource.family)
+        {
+            return Err(other.label.clone());
+        }
+        let resource = Arc::new(resource);
+        resources[id.0 as usize] = Some(resource.clone());
+        Ok(resource)
+    }
+
+    /// The resolved resources, by [`ResourceId`].
+    pub fn resources(&self) -> Vec<Option<Arc<WatchedResource>>> {
+        self.resources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Called once per resource when every scope of it has listed once, or when the API
+    /// server says it does not serve it.
+    pub fn mark_resource_synced(&self) {
+        // Saturating: never underflow, whatever a caller does.
         let _ = self
-            .unsynced_watches
+            .unsynced_resources
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 
@@ -93,10 +98,11 @@ impl Shared {
     }
 
     pub fn watches_synced(&self) -> bool {
-        self.unsynced_watches.load(Ordering::SeqCst) == 0
+        self.unsynced_resources.load(Ordering::SeqCst) == 0
     }
 
-    /// Ready to serve: every watch has listed once and the exporter exists.
+    /// Ready to serve: every resource has listed once (or is not served) and the exporter
+    /// exists.
     pub fn is_ready(&self) -> bool {
         self.watches_synced() && self.exporter_ready.load(Ordering::SeqCst)
     }

@@ -51,66 +51,88 @@ impl<const N: usize> LabeledCounter<N> {
 /// Kinds of watch events, as the `event` label.
 pub const WATCH_EVENTS: [&str; 5] = ["apply", "delete", "init", "init_apply", "init_done"];
 /// Kinds of watch errors, as the `kind` label (see [`crate::watch::classify`]).
-pub const WATCH_ERRORS: [&str; 7] = [
+pub const WATCH_ERRORS: [&str; 8] = [
     "crd_missing",
     "forbidden",
     "unauthorized",
     "expired",
     "connect",
     "streaming_refused",
+    "family_conflict",
     "other",
 ];
-/// Kinds of objects that could not be read, as the `kind` label (see
-/// [`crate::seinode::DecodeError::kind`]).
-pub const DECODE_ERRORS: [&str; 7] = [
+/// Kinds of objects or conditions that could not be read, as the `kind` label (see
+/// [`crate::conditions::ConditionError::kind`] and [`crate::seinode::DecodeError::kind`]).
+pub const DECODE_ERRORS: [&str; 9] = [
     "conditions_not_a_list",
     "tls_not_an_object",
     "missing_status",
     "invalid_status",
     "invalid_transition_time",
     "wrong_type",
+    "invalid_type",
+    "too_many_conditions",
     "other",
 ];
-/// What an export failure was about, as the `stage` label: the SDK's periodic or flushed
-/// export of current values, or the staleness markers of vanished series.
-pub const EXPORT_STAGES: [&str; 2] = ["metrics", "staleness"];
+/// What an export failure was about, as the `stage` label: the watcher's own encoding of
+/// object series and staleness markers, or the SDK's export of the self-metrics.
+pub const EXPORT_STAGES: [&str; 2] = ["objects", "self"];
 
+/// Counters of one watched resource (its `resource` label is [`ResourceStats::label`]).
 #[derive(Debug)]
-pub struct Stats {
+pub struct ResourceStats {
+    /// `plural.group`.
+    pub label: String,
     /// Watch events received, by kind: shows the watch is alive and how busy it is.
     pub watch_events: LabeledCounter<5>,
     /// Watch stream errors by kind: a CRD that is missing, RBAC refusals, expired
     /// resourceVersions, connection failures.
-    pub watch_errors: LabeledCounter<7>,
-    /// Objects skipped because their status could not be read, by kind.
-    pub decode_errors: LabeledCounter<7>,
-    /// Failed exports, by stage.
-    pub export_errors: LabeledCounter<2>,
-    /// Successful exports of current values (periodic and event-driven).
-    pub exports: AtomicU64,
-    /// Staleness markers sent for series that disappeared.
-    pub staleness_markers: AtomicU64,
+    pub watch_errors: LabeledCounter<8>,
+    /// Objects or conditions skipped because they could not be read, by kind.
+    pub decode_errors: LabeledCounter<9>,
     /// Unix seconds of the last completed (re)list; 0 before the first one.
     pub last_list_unix: AtomicI64,
 }
 
-impl Default for Stats {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Stats {
-    pub const fn new() -> Self {
+impl ResourceStats {
+    pub fn new(label: String) -> Self {
         Self {
+            label,
             watch_events: LabeledCounter::new("event", WATCH_EVENTS),
             watch_errors: LabeledCounter::new("kind", WATCH_ERRORS),
             decode_errors: LabeledCounter::new("kind", DECODE_ERRORS),
+            last_list_unix: AtomicI64::new(0),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Stats {
+    /// Per watched resource, indexed by [`crate::resource::ResourceId`].
+    pub resources: Vec<ResourceStats>,
+    /// Failed exports, by stage.
+    pub export_errors: LabeledCounter<2>,
+    /// Successful exports of object series (periodic and event-driven).
+    pub exports: AtomicU64,
+    /// Staleness markers delivered for series that disappeared.
+    pub staleness_markers: AtomicU64,
+}
+
+impl Stats {
+    /// Counters for resources labelled `labels` (`plural.group`), in watch order.
+    pub fn new(labels: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            resources: labels.into_iter().map(ResourceStats::new).collect(),
             export_errors: LabeledCounter::new("stage", EXPORT_STAGES),
             exports: AtomicU64::new(0),
             staleness_markers: AtomicU64::new(0),
-            last_list_unix: AtomicI64::new(0),
         }
+    }
+
+    /// The counters of one resource.
+    pub fn resource(&self, id: crate::resource::ResourceId) -> &ResourceStats {
+        // The watch creates ids only from positions in `resources` (Shared::new).
+        &self.resources[id.0 as usize]
     }
 }
 
@@ -135,7 +157,20 @@ mod tests {
 
     #[test]
     fn decode_error_kinds_are_all_labels() {
+        use crate::conditions::{ConditionError, ObjectError};
         use crate::seinode::DecodeError;
+        assert!(DECODE_ERRORS.contains(&ObjectError { found: "x" }.kind()));
+        for e in [
+            ConditionError::NotAnObject("x"),
+            ConditionError::InvalidType(String::new()),
+            ConditionError::MissingStatus(String::new()),
+            ConditionError::InvalidStatus(String::new(), String::new()),
+            ConditionError::InvalidTransitionTime(String::new(), String::new()),
+            ConditionError::WrongType(String::new(), String::new()),
+            ConditionError::TooMany,
+        ] {
+            assert!(DECODE_ERRORS.contains(&e.kind()), "{}", e.kind());
+        }
         for e in [
             DecodeError::ConditionsNotAList { found: "x" },
             DecodeError::TlsNotAnObject { found: "x" },

@@ -61,7 +61,7 @@ pub fn resource(
                 .map(|h| h.trim().to_owned())
         })
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "seinode-tls-watcher".to_owned());
+        .unwrap_or_else(|| "sei-condition-watcher".to_owned());
     let mut attributes = vec![
         KeyValue::new("service.instance.id", instance),
         KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),

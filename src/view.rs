@@ -1,10 +1,11 @@
-//! The shape in which SeiNodes are read off the wire: identity plus only the fields
-//! [`crate::seinode::decode_verdict`] looks at. Everything else is skipped by the JSON
-//! parser as it streams past and is never allocated.
+//! The shape in which watched objects (of any kind) are read off the wire: identity plus only
+//! the fields [`crate::conditions::decode_conditions`] and, for SeiNodes,
+//! [`crate::seinode::decode_verdict`] look at. Everything else is skipped by the JSON parser
+//! as it streams past and is never allocated.
 //!
 //! ```text
-//!   list page / watch event JSON ──serde──▶ SeiNodeView {
-//!       metadata: name, namespace, uid, resourceVersion          (not labels, managedFields, …)
+//!   list page / watch event JSON ──serde──▶ ObjectView {
+//!       metadata: name, namespace, uid, resourceVersion, generation (not labels, managedFields, …)
 //!       data:     {"spec": {"sidecar": {"tls": …}},
 //!                  "status": {"conditions": […]}}                (not peers, plan, overrides, …)
 //!   }
@@ -28,11 +29,11 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// One SeiNode as the watcher keeps it while decoding: a few hundred bytes, whatever the
+/// One object as the watcher keeps it while decoding: a few hundred bytes, whatever the
 /// object's size on the API server.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SeiNodeView {
-    /// Only `name`, `namespace`, `uid` and `resourceVersion` are filled.
+pub struct ObjectView {
+    /// Only `name`, `namespace`, `uid`, `resourceVersion` and `generation` are filled.
     pub metadata: ObjectMeta,
     /// The picked subset of the object (see the module docs); a JSON object.
     pub data: Value,
@@ -57,7 +58,7 @@ const PICKED: Pick = Pick::Fields(&[
     ("status", Pick::Fields(&[("conditions", Pick::All)])),
 ]);
 
-impl<'de> Deserialize<'de> for SeiNodeView {
+impl<'de> Deserialize<'de> for ObjectView {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(ViewVisitor)
     }
@@ -72,21 +73,22 @@ struct MetaView {
     namespace: Option<String>,
     uid: Option<String>,
     resource_version: Option<String>,
+    generation: Option<i64>,
 }
 
 struct ViewVisitor;
 
 impl<'de> Visitor<'de> for ViewVisitor {
-    type Value = SeiNodeView;
+    type Value = ObjectView;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SeiNode object")
+        f.write_str("a Kubernetes object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SeiNodeView, A::Error> {
-        let mut view = SeiNodeView {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectView, A::Error> {
+        let mut view = ObjectView {
             data: Value::Object(Map::new()),
-            ..SeiNodeView::default()
+            ..ObjectView::default()
         };
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if key == "metadata" {
@@ -96,6 +98,7 @@ impl<'de> Visitor<'de> for ViewVisitor {
                     namespace: meta.namespace,
                     uid: meta.uid,
                     resource_version: meta.resource_version,
+                    generation: meta.generation,
                     ..ObjectMeta::default()
                 };
             } else if let Some(pick) = field(&PICKED, &key) {
@@ -200,7 +203,7 @@ impl<'de> Visitor<'de> for PickVisitor {
     }
 }
 
-impl Resource for SeiNodeView {
+impl Resource for ObjectView {
     type DynamicType = ApiResource;
     type Scope = DynamicResourceScope;
 
@@ -263,7 +266,7 @@ mod tests {
             "resolvedPeers": ["x@y:26656"],
             "conditions": [{"type": "SidecarTLSSecretReady", "status": "False", "reason": "TLSSecretNotFound"}]
         }));
-        let view: SeiNodeView = serde_json::from_value(object).unwrap();
+        let view: ObjectView = serde_json::from_value(object).unwrap();
         assert_eq!(view.metadata.name.as_deref(), Some("rpc-0"));
         assert_eq!(view.metadata.namespace.as_deref(), Some("sei"));
         assert_eq!(view.metadata.uid.as_deref(), Some("u-1"));
@@ -298,7 +301,7 @@ mod tests {
         ];
         for status in statuses {
             let object = realistic(status.clone());
-            let view: SeiNodeView = serde_json::from_value(object.clone()).unwrap();
+            let view: ObjectView = serde_json::from_value(object.clone()).unwrap();
             assert_eq!(
                 decode_verdict(&view.data),
                 decode_verdict(&object),
@@ -314,7 +317,7 @@ mod tests {
         ] {
             let mut object = realistic(json!({}));
             object["spec"] = spec.clone();
-            let view: SeiNodeView = serde_json::from_value(object.clone()).unwrap();
+            let view: ObjectView = serde_json::from_value(object.clone()).unwrap();
             assert_eq!(
                 decode_verdict(&view.data),
                 decode_verdict(&object),
@@ -335,7 +338,7 @@ mod tests {
             ]
         });
         let text = serde_json::to_string(&page).unwrap();
-        let list: kube::core::ObjectList<SeiNodeView> = serde_json::from_str(&text).unwrap();
+        let list: kube::core::ObjectList<ObjectView> = serde_json::from_str(&text).unwrap();
         assert_eq!(list.items.len(), 3);
         assert_eq!(list.items[1].metadata.name.as_deref(), Some("bare"));
         assert_eq!(list.items[1].data, json!({}));

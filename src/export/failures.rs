@@ -1,0 +1,123 @@
+//! Export failures in the log: one `warn` line when a kind of export starts failing (and
+//! again every [`LOG_INTERVAL`] while it keeps failing), one `info` line with the outage's
+//! length when that same kind of export succeeds again. Every failure is also counted in
+//! `export_errors_total{stage}`.
+//!
+//! One outage is one line, whichever kinds fail in it. Kinds are tracked apart so that a
+//! small change-only export that gets through while full exports are refused (too large,
+//! say) does not announce a recovery that did not happen.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::channel::export_hint;
+
+/// How often a persisting export failure is logged again at `warn`: an outage costs a line
+/// every few minutes, not one per export.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Failure bookkeeping for `N` kinds of export (named by the caller), shared by every
+/// exporter of the process: an outage is logged once, whichever kinds fail during it.
+#[derive(Debug)]
+pub struct FailureLog<const N: usize> {
+    kinds: [&'static str; N],
+    state: Mutex<Outages<N>>,
+}
+
+#[derive(Debug)]
+struct Outages<const N: usize> {
+    /// Since when each kind has been failing.
+    since: [Option<Instant>; N],
+    /// When the outage was last logged at `warn`.
+    last_logged: Option<Instant>,
+}
+
+impl<const N: usize> FailureLog<N> {
+    pub fn new(kinds: [&'static str; N]) -> Self {
+        Self {
+            kinds,
+            state: Mutex::new(Outages {
+                since: [None; N],
+                last_logged: None,
+            }),
+        }
+    }
+
+    fn at(&self, kind: &str) -> usize {
+        // Callers pass one of their own constant kinds; an unknown one shares the first slot.
+        self.kinds.iter().position(|k| *k == kind).unwrap_or(0)
+    }
+
+    /// Records a failure; returns whether it was logged.
+    pub fn failed(&self, kind: &'static str, error: &dyn std::fmt::Display) -> bool {
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let at = self.at(kind);
+        state.since[at].get_or_insert(now);
+        if state
+            .last_logged
+            .is_some_and(|at| now.duration_since(at) < LOG_INTERVAL)
+        {
+            return false;
+        }
+        state.last_logged = Some(now);
+        let text = error.to_string();
+        let hint = export_hint(&text)
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        warn!(
+            export = kind,
+            "OTLP export to the collector failed{hint}: {text}; the watch continues and the next export retries"
+        );
+        true
+    }
+
+    /// Records a success of `kind`; when no kind is failing any more, logs the recovery and
+    /// returns how long the outage lasted.
+    pub fn succeeded(&self, kind: &'static str) -> Option<Duration> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let at = self.at(kind);
+        state.since[at].take()?;
+        if state.since.iter().any(Option::is_some) {
+            // Another kind still fails (a full export refused while small ones get through):
+            // not recovered.
+            return None;
+        }
+        let failing_for = state
+            .last_logged
+            .take()
+            .map_or(Duration::ZERO, |t| t.elapsed());
+        info!(
+            export = kind,
+            ?failing_for,
+            "OTLP export to the collector recovered"
+        );
+        Some(failing_for)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_outage_and_recovery_only_when_what_failed_succeeds() {
+        let log = FailureLog::new(["full", "changes", "self"]);
+        assert!(log.failed("full", &"ResourceExhausted"));
+        assert!(!log.failed("full", &"ResourceExhausted"), "rate-limited");
+        assert!(
+            !log.failed("self", &"Unavailable"),
+            "one line for the whole outage"
+        );
+        assert_eq!(log.succeeded("changes"), None, "changes never failed");
+        assert_eq!(log.succeeded("full"), None, "self still fails");
+        assert!(
+            log.succeeded("self").is_some(),
+            "now everything that failed succeeded"
+        );
+        assert_eq!(log.succeeded("full"), None, "recovered once");
+        assert!(log.failed("full", &"again"), "a new outage logs again");
+    }
+}

@@ -1,0 +1,198 @@
+//! The export stage: object series encoded straight from the index into OTLP (values and
+//! staleness markers in one ordered stream), and the watcher's own metrics through the
+//! OpenTelemetry SDK. Both share one gRPC channel to the collector.
+//!
+//! ```text
+//!   index ──snapshot / take_changed──▶ objects.rs: ObjectExporter ── series.rs ── encode.rs ──┐
+//!   (periodic every --export-interval; changes after DEBOUNCE; Retire on shutdown)            │ gzip,
+//!                                                                                             ├─▶ collector
+//!   Stats ◀──read at collection── selfmetrics.rs: SDK PeriodicReader ── OTLP MetricExporter ──┘  (channel.rs)
+//! ```
+//!
+//! Why object series bypass the SDK (measured, docs/architecture.md): the SDK's observable
+//! instruments preallocate a map for the whole cardinality limit per instrument and fold
+//! everything beyond it into one overflow series; they cannot set `FLAG_NO_RECORDED_VALUE`
+//! (the staleness marker); and a change-only export would need a side channel to tell the
+//! callbacks what changed. Encoding from the index has none of these limits: nothing is
+//! folded, markers and values travel in the same request, and what changed is simply the
+//! set of keys the index hands over.
+
+pub mod channel;
+pub mod encode;
+pub mod failures;
+pub mod objects;
+pub mod selfmetrics;
+pub mod series;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
+use opentelemetry_proto::transform::common::tonic::Attributes;
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::Resource;
+use tonic::transport::Channel;
+
+pub use channel::{build_channel, export_hint};
+pub use objects::{ExportKind, GrpcSink, ObjectExporter, DEBOUNCE};
+pub use selfmetrics::SelfMetrics;
+
+use crate::state::Shared;
+use crate::Error;
+
+/// Metric names, exactly as they must arrive in Prometheus. Object families are per
+/// resource (`<family>_status_condition...`, see [`crate::resource::WatchedResource`]).
+pub mod names {
+    pub const READY: &str = "seinode_sidecar_tls_secret_ready";
+    pub const STATUS: &str = "seinode_sidecar_tls_secret_status";
+    pub const LAST_TRANSITION: &str =
+        "seinode_sidecar_tls_secret_last_transition_timestamp_seconds";
+    pub const UP: &str = "sei_condition_watcher_up";
+    pub const WATCH_EVENTS: &str = "sei_condition_watcher_watch_events_total";
+    pub const WATCH_ERRORS: &str = "sei_condition_watcher_watch_errors_total";
+    pub const OBJECTS: &str = "sei_condition_watcher_objects";
+    pub const TLS_OBJECTS: &str = "sei_condition_watcher_sidecar_tls_objects";
+    pub const DECODE_ERRORS: &str = "sei_condition_watcher_decode_errors_total";
+    pub const EXPORTS: &str = "sei_condition_watcher_exports_total";
+    pub const EXPORT_ERRORS: &str = "sei_condition_watcher_export_errors_total";
+    pub const STALENESS_MARKERS: &str = "sei_condition_watcher_staleness_markers_total";
+    pub const LAST_LIST: &str = "sei_condition_watcher_last_list_timestamp_seconds";
+
+    /// The object families of the default resources, as they arrive in Prometheus.
+    pub const SEI_FAMILIES: [&str; 12] = [
+        "seinode_status_condition",
+        "seinode_status_condition_last_transition_timestamp_seconds",
+        "seinode_status_condition_outdated",
+        "seinetwork_status_condition",
+        "seinetwork_status_condition_last_transition_timestamp_seconds",
+        "seinetwork_status_condition_outdated",
+        "seinodetask_status_condition",
+        "seinodetask_status_condition_last_transition_timestamp_seconds",
+        "seinodetask_status_condition_outdated",
+        "seinodetaskworkflow_status_condition",
+        "seinodetaskworkflow_status_condition_last_transition_timestamp_seconds",
+        "seinodetaskworkflow_status_condition_outdated",
+    ];
+
+    /// Every metric the watcher exports with the default resources (docs/metrics.md
+    /// documents each; tests/docs.rs checks).
+    pub const ALL: [&str; 13] = [
+        READY,
+        STATUS,
+        LAST_TRANSITION,
+        UP,
+        WATCH_EVENTS,
+        WATCH_ERRORS,
+        OBJECTS,
+        TLS_OBJECTS,
+        DECODE_ERRORS,
+        EXPORTS,
+        EXPORT_ERRORS,
+        STALENESS_MARKERS,
+        LAST_LIST,
+    ];
+}
+
+/// The instrumentation scope of every metric, object series and self-metrics alike.
+pub const SCOPE_NAME: &str = "sei-condition-watcher";
+
+/// The default largest uncompressed OTLP request. The collector's OTLP gRPC receiver
+/// refuses messages over `max_recv_msg_size_mib` (4 MiB by default) counted after
+/// decompression; half of that leaves room for a collector configured tighter and keeps
+/// one refused request small.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+/// Bounds of `--max-request-bytes`: below 64 KiB a single large object could not fit; above
+/// 64 MiB one request would hold the exporter's memory for nothing.
+pub const MAX_REQUEST_BYTES_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=64 * 1024 * 1024;
+/// The collector's default receive limit (OTLP gRPC receiver, `max_recv_msg_size_mib: 4`).
+pub const COLLECTOR_DEFAULT_RECV_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where and how to export.
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    /// OTLP/gRPC endpoint, e.g. `http://otel-collector:4317` or `https://...`.
+    pub endpoint: String,
+    /// Periodic export interval.
+    pub interval: Duration,
+    /// Timeout of one export request.
+    pub timeout: Duration,
+    /// PEM CA bundle to verify the collector (implies TLS); otherwise the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate and key for mTLS.
+    pub client_cert_file: Option<std::path::PathBuf>,
+    pub client_key_file: Option<std::path::PathBuf>,
+    /// Gzip every request (`--otlp-compression`).
+    pub gzip: bool,
+    /// Largest uncompressed object-series request.
+    pub max_request_bytes: usize,
+    /// Send staleness markers for every object series on shutdown.
+    pub stale_on_shutdown: bool,
+}
+
+/// The export stage, built and ready to run.
+pub struct ExportStage {
+    pub objects: ObjectExporter<GrpcSink>,
+    pub self_metrics: SelfMetrics,
+}
+
+impl ExportStage {
+    pub fn new(
+        config: &ExportConfig,
+        resource: Resource,
+        channel: Channel,
+        shared: Arc<Shared>,
+    ) -> Result<Self, Error> {
+        let mut otlp = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_channel(channel.clone())
+            .with_timeout(config.timeout)
+            .with_temporality(Temporality::Cumulative);
+        if config.gzip {
+            otlp = otlp.with_compression(opentelemetry_otlp::Compression::Gzip);
+        }
+        let otlp = otlp
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the OTLP exporter: {e}")))?;
+        let encoder = encoder(&resource, config.max_request_bytes);
+        let failures = Arc::new(failure_log());
+        let self_metrics =
+            SelfMetrics::new(otlp, config.interval, resource, &shared, failures.clone());
+        let sink = GrpcSink::new(channel, config.timeout, config.gzip);
+        let objects = ObjectExporter::new(shared.clone(), sink, encoder, failures);
+        shared.mark_exporter_ready();
+        Ok(Self {
+            objects,
+            self_metrics,
+        })
+    }
+}
+
+/// The failure log shared by every exporter: the object exports by kind, and the SDK's.
+pub fn failure_log() -> failures::FailureLog<4> {
+    failures::FailureLog::new(["full", "changes", "retire", "self"])
+}
+
+/// The encoder with the same resource and scope as the SDK's exports, so that object series
+/// and self-metrics get the same `job`, `instance` and `cluster` labels.
+pub fn encoder(resource: &Resource, max_request_bytes: usize) -> encode::Encoder {
+    let attributes = Attributes::from(
+        resource
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+    );
+    encode::Encoder {
+        resource: ProtoResource {
+            attributes: attributes.0,
+            ..Default::default()
+        },
+        scope: InstrumentationScope {
+            name: SCOPE_NAME.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        },
+        max_request_bytes,
+    }
+}

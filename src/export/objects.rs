@@ -1,0 +1,349 @@
+//! The object exporter: one task that owns what it last delivered for every object and
+//! sends values and staleness markers, in order, on one gRPC client.
+//!
+//! ```text
+//!                 periodic tick ──▶ Full:    snapshot + take_changed (one lock) ─┐
+//!   Shared::changed ─▶ debounce ──▶ Changes: take_changed                        │
+//!                      shutdown ──▶ Retire:  every delivered object, as deleted  │
+//!                                                                                ▼
+//!     for each target key: values = series_of(now), stale = series_of(delivered) - values
+//!                                                                                │
+//!                 Encoder (chunks under --max-request-bytes, gzip) ──▶ collector │
+//!                 delivered[key] = now, for the chunks that were accepted ◀──────┘
+//! ```
+//!
+//! Nothing is journaled: a deletion, a reason change or a condition that went away is the
+//! difference between the series of the state last delivered and the current one. A chunk
+//! the collector refused changes nothing in `delivered`, so the next export computes the
+//! same markers again; keys of a refused change export are retried with the next one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use tonic::transport::Channel;
+use tracing::{debug, warn};
+
+use super::encode::{Encoder, ObjectUpdate};
+use super::failures::FailureLog;
+use super::series::{series_of, vanished};
+use crate::index::{ObjectKey, ObjectState};
+use crate::state::Shared;
+
+/// How long after a change the event-driven export runs. Changes that arrive within this
+/// window share one export, so a burst of 1,000 flips costs a few exports; short enough
+/// that a flip is exported well within the 1 s budget.
+pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// What an export sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    /// Every object's values (Prometheus' 5-minute lookback needs them refreshed), and
+    /// markers for whatever changed since the last delivery.
+    Full,
+    /// Only the objects that changed since the last export.
+    Changes,
+    /// Markers for every delivered series: this process stops vouching for them.
+    Retire,
+}
+
+impl ExportKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ExportKind::Full => "full",
+            ExportKind::Changes => "changes",
+            ExportKind::Retire => "retire",
+        }
+    }
+}
+
+/// What one export did, for the caller and the tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub requests: usize,
+    pub failed_requests: usize,
+    pub values: usize,
+    pub markers: usize,
+    pub bytes: usize,
+}
+
+/// Where encoded requests go: the collector, or a recorder in tests.
+pub trait Sink: Send {
+    fn send(
+        &mut self,
+        request: ExportMetricsServiceRequest,
+    ) -> impl std::future::Future<Output = Result<(), tonic::Status>> + Send;
+}
+
+/// The collector's OTLP metrics service, with a per-request timeout and optional gzip.
+#[derive(Clone)]
+pub struct GrpcSink {
+    client: MetricsServiceClient<Channel>,
+    timeout: Duration,
+}
+
+impl GrpcSink {
+    pub fn new(channel: Channel, timeout: Duration, gzip: bool) -> Self {
+        let mut client = MetricsServiceClient::new(channel)
+            // The collector enforces its own receive limit; the watcher's requests are cut
+            // below --max-request-bytes before they get here.
+            .max_encoding_message_size(usize::MAX);
+        if gzip {
+            // The collector answers a gzip request in gzip: accept it too.
+            client = client
+                .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        }
+        Self { client, timeout }
+    }
+}
+
+impl Sink for GrpcSink {
+    async fn send(&mut self, request: ExportMetricsServiceRequest) -> Result<(), tonic::Status> {
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(self.timeout);
+        let response = self.client.export(request).await?.into_inner();
+        if let Some(partial) = response.partial_success {
+            if partial.rejected_data_points > 0 {
+                return Err(tonic::Status::invalid_argument(format!(
+                    "the collector rejected {} data points: {}",
+                    partial.rejected_data_points, partial.error_message
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct ObjectExporter<S> {
+    shared: Arc<Shared>,
+    sink: S,
+    encoder: Encoder,
+    /// The state whose series each object's last accepted export carried.
+    delivered: HashMap<ObjectKey, Arc<ObjectState>>,
+    /// Keys of refused change exports, sent again with the next one.
+    retry: HashSet<ObjectKey>,
+    failures: Arc<FailureLog<4>>,
+}
+
+impl<S: Sink> ObjectExporter<S> {
+    pub fn new(
+        shared: Arc<Shared>,
+        sink: S,
+        encoder: Encoder,
+        failures: Arc<FailureLog<4>>,
+    ) -> Self {
+        Self {
+            shared,
+            sink,
+            encoder,
+            delivered: HashMap::new(),
+            retry: HashSet::new(),
+            failures,
+        }
+    }
+
+    /// Objects whose series were delivered.
+    pub fn delivered(&self) -> usize {
+        self.delivered.len()
+    }
+
+    /// Exports periodically and after every change until `shutdown` completes.
+    pub async fn run(
+        &mut self,
+        interval: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut periodic =
+            tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return,
+                _ = periodic.tick() => {
+                    self.export(ExportKind::Full).await;
+                    // The encoded requests are freed by now: give the pages back.
+                    crate::memory::release_free_memory();
+                }
+                _ = self.shared.changed.notified() => {
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = tokio::time::sleep(DEBOUNCE) => {}
+                    }
+                    self.export(ExportKind::Changes).await;
+                }
+            }
+        }
+    }
+
+    /// One export of `kind`; never fails: refused requests are counted, logged and retried
+    /// by later exports.
+    pub async fn export(&mut self, kind: ExportKind) -> Report {
+        let targets = self.targets(kind);
+        let resources = self.shared.resources();
+        let mut updates = Vec::with_capacity(targets.len());
+        let mut states = Vec::with_capacity(targets.len());
+        for (key, now) in &targets {
+            let Some(Some(resource)) = resources.get(key.resource.0 as usize) else {
+                continue;
+            };
+            let values = match (kind, now) {
+                (ExportKind::Retire, _) | (_, None) => Vec::new(),
+                (_, Some(state)) => series_of(state, resource.is_seinode),
+            };
+            let stale = match self.delivered.get(key) {
+                Some(old)
+                    if now.as_ref().is_some_and(|n| Arc::ptr_eq(n, old))
+                        && kind != ExportKind::Retire =>
+                {
+                    Vec::new()
+                }
+                Some(old) => vanished(&series_of(old, resource.is_seinode), &values),
+                None => Vec::new(),
+            };
+            states.push(if kind == ExportKind::Retire {
+                None
+            } else {
+                now.clone()
+            });
+            updates.push(ObjectUpdate {
+                key,
+                resource,
+                values,
+                stale,
+            });
+        }
+        let chunks = self.encoder.encode(&updates, unix_nanos(SystemTime::now()));
+        let mut report = Report::default();
+        let mut refused = vec![false; updates.len()];
+        for chunk in chunks {
+            report.requests += 1;
+            let range = chunk.objects.clone();
+            let (markers, bytes) = (chunk.markers, chunk.bytes);
+            match self.sink.send(chunk.request).await {
+                Ok(()) => {
+                    report.markers += markers;
+                    report.bytes += bytes;
+                    report.values += updates[range].iter().map(|u| u.values.len()).sum::<usize>();
+                }
+                Err(status) => {
+                    report.failed_requests += 1;
+                    self.shared.stats.export_errors.inc("objects");
+                    self.failures.failed(
+                        kind.as_str(),
+                        &format_args!("{} ({bytes} bytes)", status_text(&status)),
+                    );
+                    refused[range].iter_mut().for_each(|r| *r = true);
+                }
+            }
+        }
+        for ((update, state), refused) in updates.iter().zip(states).zip(refused) {
+            if refused {
+                if kind == ExportKind::Changes {
+                    self.retry.insert(update.key.clone());
+                }
+                continue;
+            }
+            match state {
+                Some(state) => {
+                    self.delivered.insert(update.key.clone(), state);
+                }
+                None => {
+                    self.delivered.remove(update.key);
+                }
+            }
+        }
+        if report.failed_requests == 0 {
+            self.failures.succeeded(kind.as_str());
+            if report.requests > 0 {
+                self.shared
+                    .stats
+                    .exports
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.shared
+            .stats
+            .staleness_markers
+            .fetch_add(report.markers as u64, std::sync::atomic::Ordering::Relaxed);
+        debug!(kind = kind.as_str(), ?report, "exported object series");
+        report
+    }
+
+    /// The objects an export covers, with their current state (`None`: gone).
+    fn targets(&mut self, kind: ExportKind) -> Vec<(ObjectKey, Option<Arc<ObjectState>>)> {
+        match kind {
+            ExportKind::Full => {
+                let snapshot = {
+                    let mut index = self.shared.index_mut();
+                    // The full export covers every change so far.
+                    index.take_changed();
+                    index.snapshot()
+                };
+                self.retry.clear();
+                let present: HashSet<&ObjectKey> = snapshot.iter().map(|(k, _)| k).collect();
+                let gone: Vec<ObjectKey> = self
+                    .delivered
+                    .keys()
+                    .filter(|k| !present.contains(k))
+                    .cloned()
+                    .collect();
+                snapshot
+                    .into_iter()
+                    .map(|(k, s)| (k, Some(s)))
+                    .chain(gone.into_iter().map(|k| (k, None)))
+                    .collect()
+            }
+            ExportKind::Changes => {
+                let mut index = self.shared.index_mut();
+                let mut targets = index.take_changed();
+                let retry: Vec<ObjectKey> = self.retry.drain().collect();
+                let seen: HashSet<ObjectKey> = targets.iter().map(|(k, _)| k.clone()).collect();
+                for key in retry.into_iter().filter(|k| !seen.contains(k)) {
+                    let state = index.get(&key).cloned();
+                    targets.push((key, state));
+                }
+                targets
+            }
+            ExportKind::Retire => self.delivered.keys().map(|k| (k.clone(), None)).collect(),
+        }
+    }
+}
+
+impl ObjectExporter<GrpcSink> {
+    /// The last exports before exiting: everything once more, then (with `retire`) markers
+    /// for every series, all within `deadline`.
+    pub async fn finish(&mut self, retire: bool, deadline: Duration) {
+        let last = async {
+            if retire {
+                self.export(ExportKind::Retire).await
+            } else {
+                self.export(ExportKind::Full).await
+            }
+        };
+        if tokio::time::timeout(deadline, last).await.is_err() {
+            warn!(
+                ?deadline,
+                "the final export did not finish in time; exiting without it (series not \
+                 marked stale go stale in Prometheus after its 5-minute lookback)"
+            );
+        }
+    }
+}
+
+fn status_text(status: &tonic::Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+#[path = "objects_tests.rs"]
+mod tests;

@@ -1,0 +1,211 @@
+//! Which series one object's state produces: a pure function, so that what the exporter
+//! sends and what it marks stale are both derived from states, never journaled.
+//!
+//! ```text
+//!   ObjectState ──series_of──▶ [(Series, value)]
+//!     per condition:  <family>_status_condition{type,status,reason} 1
+//!                     <family>_status_condition_last_transition_timestamp_seconds{type}  (if set)
+//!                     <family>_status_condition_outdated{type} generation - observedGeneration  (if > 0)
+//!     SeiNode seed:   seinode_sidecar_tls_secret_ready / _status{status,reason} / _last_transition_...
+//! ```
+
+use std::sync::Arc;
+
+use crate::index::ObjectState;
+use crate::seinode::ConditionStatus;
+
+/// The identity of one series of an object (the object's own labels come from its key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Series {
+    /// `<family>_status_condition{type,status,reason}`
+    Condition {
+        type_: Arc<str>,
+        status: ConditionStatus,
+        reason: Arc<str>,
+    },
+    /// `<family>_status_condition_last_transition_timestamp_seconds{type}`
+    Since { type_: Arc<str> },
+    /// `<family>_status_condition_outdated{type}`
+    Outdated { type_: Arc<str> },
+    /// `seinode_sidecar_tls_secret_ready`
+    TlsReady,
+    /// `seinode_sidecar_tls_secret_status{status,reason}`
+    TlsStatus {
+        status: ConditionStatus,
+        reason: Arc<str>,
+    },
+    /// `seinode_sidecar_tls_secret_last_transition_timestamp_seconds`
+    TlsSince,
+}
+
+/// Every series of `state` with its value. `seed` adds the sidecar-TLS series (SeiNodes).
+pub fn series_of(state: &ObjectState, seed: bool) -> Vec<(Series, i64)> {
+    let mut out = Vec::with_capacity(state.conditions.len() * 2 + 3);
+    for c in &state.conditions {
+        out.push((
+            Series::Condition {
+                type_: c.type_.clone(),
+                status: c.status,
+                reason: c.reason.clone(),
+            },
+            1,
+        ));
+        if let Some(since) = c.since {
+            out.push((
+                Series::Since {
+                    type_: c.type_.clone(),
+                },
+                since,
+            ));
+        }
+        if let Some(lag) = state.outdated_by(c) {
+            out.push((
+                Series::Outdated {
+                    type_: c.type_.clone(),
+                },
+                lag,
+            ));
+        }
+    }
+    if let (true, Some(v)) = (seed, &state.tls) {
+        if let Some(ready) = v.status.ready_value() {
+            out.push((Series::TlsReady, ready as i64));
+        }
+        out.push((
+            Series::TlsStatus {
+                status: v.status,
+                reason: v.reason.clone(),
+            },
+            1,
+        ));
+        if let Some(since) = v.since {
+            out.push((Series::TlsSince, since));
+        }
+    }
+    out
+}
+
+/// The series of `old` that `new` no longer has: what must be marked stale.
+pub fn vanished(old: &[(Series, i64)], new: &[(Series, i64)]) -> Vec<Series> {
+    old.iter()
+        .filter(|(s, _)| !new.iter().any(|(n, _)| n == s))
+        .map(|(s, _)| s.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conditions::Condition;
+    use crate::index::ConditionIndex;
+    use crate::seinode::Verdict;
+    use ConditionStatus::*;
+
+    fn state(
+        conditions: Vec<(&str, ConditionStatus, &str, Option<i64>, Option<i64>)>,
+        tls: Option<(ConditionStatus, &str)>,
+    ) -> ObjectState {
+        let mut index = ConditionIndex::new();
+        index.state(
+            Some(4),
+            conditions
+                .into_iter()
+                .map(|(t, status, reason, since, og)| Condition {
+                    type_: t.into(),
+                    status,
+                    reason: reason.into(),
+                    since,
+                    observed_generation: og,
+                })
+                .collect(),
+            tls.map(|(status, reason)| Verdict {
+                status,
+                reason: reason.into(),
+                since: Some(9),
+            }),
+        )
+    }
+
+    fn cond(t: &str, status: ConditionStatus, reason: &str) -> Series {
+        Series::Condition {
+            type_: t.into(),
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn one_condition_series_per_type_plus_since_and_outdated() {
+        let s = state(
+            vec![
+                (
+                    "SigningKeyReady",
+                    False,
+                    "SigningKeyInvalid",
+                    Some(100),
+                    Some(3),
+                ),
+                ("Paused", Unknown, "Unknown", None, Some(4)),
+            ],
+            None,
+        );
+        assert_eq!(
+            series_of(&s, true),
+            vec![
+                (cond("SigningKeyReady", False, "SigningKeyInvalid"), 1),
+                (
+                    Series::Since {
+                        type_: "SigningKeyReady".into()
+                    },
+                    100
+                ),
+                (
+                    Series::Outdated {
+                        type_: "SigningKeyReady".into()
+                    },
+                    1
+                ),
+                (cond("Paused", Unknown, "Unknown"), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn seed_series_only_for_seinodes_and_no_ready_sample_when_unknown() {
+        let s = state(vec![], Some((False, "TLSSecretNotFound")));
+        assert_eq!(
+            series_of(&s, true),
+            vec![
+                (Series::TlsReady, 0),
+                (
+                    Series::TlsStatus {
+                        status: False,
+                        reason: "TLSSecretNotFound".into()
+                    },
+                    1
+                ),
+                (Series::TlsSince, 9),
+            ]
+        );
+        assert!(series_of(&s, false).is_empty());
+        let s = state(vec![], Some((Unknown, "ConditionMissing")));
+        assert!(!series_of(&s, true)
+            .iter()
+            .any(|(s, _)| *s == Series::TlsReady));
+    }
+
+    #[test]
+    fn a_reason_change_retires_the_old_pair_only() {
+        let old = series_of(
+            &state(vec![("Ready", False, "NotReady", Some(1), None)], None),
+            true,
+        );
+        let new = series_of(
+            &state(vec![("Ready", False, "Invalid", Some(1), None)], None),
+            true,
+        );
+        assert_eq!(vanished(&old, &new), vec![cond("Ready", False, "NotReady")]);
+        assert_eq!(vanished(&old, &[]).len(), 2, "deleted: everything");
+        assert!(vanished(&old, &old).is_empty());
+    }
+}
