@@ -3,6 +3,10 @@
 //!
 //! - deploy/collector/configmap.yaml            <- otel-config/collector.yaml
 //! - deploy/prometheus-operator/prometheusrule.yaml <- deploy/prometheus/seinode-tls.rules.yaml
+//! - deploy/prometheus-operator/sei-conditions.prometheusrule.yaml
+//!                                              <- deploy/prometheus/sei-conditions.rules.yaml
+//!
+//! and deploy/prometheus-operator/kustomization.yaml lists every generated PrometheusRule.
 //!
 //! After editing a source: `SEINODE_BLESS=1 cargo test --test generated_files`.
 
@@ -47,11 +51,26 @@ fn collector_configmap() -> String {
     )
 }
 
-fn prometheus_rule() -> String {
-    let source = read("deploy/prometheus/seinode-tls.rules.yaml");
+/// Every rules file under deploy/prometheus/ and the PrometheusRule generated from it:
+/// (source, generated file, metadata.name).
+const RULES: &[(&str, &str, &str)] = &[
+    (
+        "deploy/prometheus/seinode-tls.rules.yaml",
+        "deploy/prometheus-operator/prometheusrule.yaml",
+        "seinode-tls",
+    ),
+    (
+        "deploy/prometheus/sei-conditions.rules.yaml",
+        "deploy/prometheus-operator/sei-conditions.prometheusrule.yaml",
+        "sei-conditions",
+    ),
+];
+
+fn prometheus_rule(source_rel: &str, name: &str) -> String {
+    let source = read(source_rel);
     format!(
-        "# GENERATED from deploy/prometheus/seinode-tls.rules.yaml by tests/generated_files.rs; do not edit.\n\
-         apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: seinode-tls\n  labels: {{app.kubernetes.io/name: seinode-tls-watcher}}\n\
+        "# GENERATED from {source_rel} by tests/generated_files.rs; do not edit.\n\
+         apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: {name}\n  labels: {{app.kubernetes.io/name: sei-condition-watcher}}\n\
          spec:\n{}\n",
         indent(body(&source).trim_end(), 2)
     )
@@ -76,11 +95,44 @@ fn collector_configmap_is_generated_from_otel_config() {
 }
 
 #[test]
-fn prometheus_rule_is_generated_from_the_rules_file() {
-    check(
-        "deploy/prometheus-operator/prometheusrule.yaml",
-        prometheus_rule(),
+fn prometheus_rules_are_generated_from_the_rules_files() {
+    for (source, generated, name) in RULES {
+        check(generated, prometheus_rule(source, name));
+    }
+}
+
+/// Every rules file has its generated PrometheusRule, and the kustomization applies each one.
+#[test]
+fn every_rules_file_has_a_listed_prometheus_rule() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let mut sources: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".rules.yaml"))
+        .map(|f| format!("deploy/prometheus/{f}"))
+        .collect();
+    sources.sort();
+    let mut known: Vec<String> = RULES.iter().map(|(s, _, _)| s.to_string()).collect();
+    known.sort();
+    assert_eq!(
+        sources, known,
+        "every deploy/prometheus/*.rules.yaml needs an entry in RULES (tests/generated_files.rs)"
     );
+    let kustomization: serde_json::Value =
+        serde_yaml_ng::from_str(&read("deploy/prometheus-operator/kustomization.yaml")).unwrap();
+    let resources: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    for (_, generated, _) in RULES {
+        let file = generated.trim_start_matches("deploy/prometheus-operator/");
+        assert!(
+            resources.contains(&file),
+            "deploy/prometheus-operator/kustomization.yaml does not list {file}"
+        );
+    }
 }
 
 #[test]
@@ -90,11 +142,14 @@ fn generated_files_parse_and_embed_their_source_unchanged() {
         cm["data"]["collector.yaml"].as_str().map(str::trim_end),
         Some(read("otel-config/collector.yaml").trim_end())
     );
-    let rule: serde_json::Value = serde_yaml_ng::from_str(&prometheus_rule()).unwrap();
-    let source: serde_json::Value =
-        serde_yaml_ng::from_str(&read("deploy/prometheus/seinode-tls.rules.yaml")).unwrap();
-    assert_eq!(
-        rule["spec"], source,
-        "the PrometheusRule's spec is the rules file"
-    );
+    for (source, _, name) in RULES {
+        let rule: serde_json::Value =
+            serde_yaml_ng::from_str(&prometheus_rule(source, name)).unwrap();
+        let parsed: serde_json::Value = serde_yaml_ng::from_str(&read(source)).unwrap();
+        assert_eq!(
+            rule["spec"], parsed,
+            "the PrometheusRule's spec is the rules file {source}"
+        );
+        assert_eq!(rule["metadata"]["name"], *name);
+    }
 }
