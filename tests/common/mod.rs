@@ -280,7 +280,7 @@ impl Watcher {
             std::process::id()
         ));
         let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_seinode-tls-watcher"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"));
         // Defaults for the stack, unless the test passes its own.
         let defaults = [
             ("--kubeconfig", stack.kubeconfig().display().to_string()),
@@ -389,4 +389,140 @@ pub fn report_figure(stack: &Stack, line: &str) {
 
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+// ---- Helpers for objects of any kind (tests/conditions.rs): create from a fixture, write
+// ---- the status subresource, patch, delete. `resource` is `plural.group` (e.g.
+// ---- `seinodes.sei.io`), which kubectl resolves without ambiguity; `ns` None for a
+// ---- cluster-scoped resource.
+
+/// A YAML (or JSON) fixture under tests/fixtures, parsed.
+pub fn fixture(rel: &str) -> Value {
+    yaml_file(&repo_path("tests/fixtures").join(rel))
+}
+
+fn with_namespace<'a>(ns: Option<&'a str>, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = Vec::new();
+    if let Some(ns) = ns {
+        all.extend(["-n", ns]);
+    }
+    all.extend_from_slice(args);
+    all
+}
+
+impl Stack {
+    /// Creates `object` (its `status`, if any, left out: the API server ignores it on
+    /// create) in `ns`, then writes that status through the status subresource, as a
+    /// controller does. Returns the object's name.
+    pub fn create_with_status(&self, ns: Option<&str>, resource: &str, object: &Value) -> String {
+        let mut object = object.clone();
+        let status = object.as_object_mut().and_then(|o| o.remove("status"));
+        if let Some(ns) = ns {
+            object["metadata"]["namespace"] = Value::String(ns.to_owned());
+        }
+        let name = object["metadata"]["name"]
+            .as_str()
+            .expect("metadata.name")
+            .to_owned();
+        self.kubectl_ok(
+            &with_namespace(ns, &["create", "-f", "-"]),
+            Some(&object.to_string()),
+        );
+        if let Some(status) = status {
+            self.patch_status(ns, resource, &name, &status);
+        }
+        name
+    }
+
+    /// Writes `status` (merge patch: lists such as `conditions` are replaced whole) through
+    /// the status subresource.
+    pub fn patch_status(&self, ns: Option<&str>, resource: &str, name: &str, status: &Value) {
+        let patch = serde_json::json!({ "status": status }).to_string();
+        self.kubectl_ok(
+            &with_namespace(
+                ns,
+                &[
+                    "patch",
+                    resource,
+                    name,
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    &patch,
+                ],
+            ),
+            None,
+        );
+    }
+
+    /// A merge patch of the object itself (spec, metadata).
+    pub fn patch_merge(&self, ns: Option<&str>, resource: &str, name: &str, patch: &Value) {
+        let patch = patch.to_string();
+        self.kubectl_ok(
+            &with_namespace(ns, &["patch", resource, name, "--type=merge", "-p", &patch]),
+            None,
+        );
+    }
+
+    /// The object as JSON.
+    pub fn get_object(&self, ns: Option<&str>, resource: &str, name: &str) -> Value {
+        let out = self.kubectl_ok(
+            &with_namespace(ns, &["get", resource, name, "-o", "json"]),
+            None,
+        );
+        serde_json::from_str(&out).expect("kubectl get -o json")
+    }
+
+    pub fn delete_object(&self, ns: Option<&str>, resource: &str, name: &str) {
+        self.kubectl_ok(
+            &with_namespace(ns, &["delete", resource, name, "--wait=true"]),
+            None,
+        );
+    }
+
+    /// Applies a CRD file (path relative to the repository) and waits until it is Established.
+    pub fn install_crd_file(&self, rel: &str) {
+        let path = repo_path(rel);
+        let crd = yaml_file(&path);
+        let name = crd["metadata"]["name"]
+            .as_str()
+            .expect("CRD name")
+            .to_owned();
+        self.kubectl_ok(&["apply", "-f", path.to_str().unwrap()], None);
+        self.kubectl_ok(
+            &[
+                "wait",
+                "--for",
+                "condition=Established",
+                "--timeout",
+                "30s",
+                &format!("crd/{name}"),
+            ],
+            None,
+        );
+    }
+}
+
+fn yaml_file(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Polls `f` every `every` until it returns Some, for at most `limit`; returns the value
+/// and the time it took, or None at the limit (for measuring, where `eventually` panics).
+pub fn measure<T>(
+    limit: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<(T, Duration)> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some((v, start.elapsed()));
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
 }

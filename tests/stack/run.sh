@@ -105,20 +105,24 @@ receivers:
 EOF
 }
 
-# stack_rules DIR: the shipped rules file, or with `up --rule-for DUR` a copy whose `for:
-# 5m` on the paging alert is shortened (for the demo, and labelled demo_for in the copy).
+# stack_rules DIR: the shipped rules files (deploy/prometheus/*.rules.yaml), or with
+# `up --rule-for DUR` copies whose `for:` durations are shortened (for the demo, and
+# labelled demo_for in the copies).
 stack_rules() {
-  local dir=$1 src="$REPO_ROOT/deploy/prometheus/seinode-tls.rules.yaml"
+  local dir=$1 src name
   rm -f "$dir"/*.yaml
-  if [[ -n "${RULE_FOR:-}" ]]; then
-    {
-      echo "# DEMO COPY of deploy/prometheus/seinode-tls.rules.yaml: every 'for:' is shortened to $RULE_FOR."
-      sed -e "s/^\(\s*\)for: .*/\1for: $RULE_FOR/" \
-        -e "s/^\(\s*\)severity: \(.*\)/\1severity: \2\n\1demo_for: \"$RULE_FOR\"/" "$src"
-    } >"$dir/seinode-tls.demo.yaml"
-  else
-    cp "$src" "$dir/seinode-tls.rules.yaml"
-  fi
+  for src in "$REPO_ROOT"/deploy/prometheus/*.rules.yaml; do
+    name=$(basename "$src" .rules.yaml)
+    if [[ -n "${RULE_FOR:-}" ]]; then
+      {
+        echo "# DEMO COPY of deploy/prometheus/$name.rules.yaml: every 'for:' is shortened to $RULE_FOR."
+        sed -e "s/^\(\s*\)for: .*/\1for: $RULE_FOR/" \
+          -e "s/^\(\s*\)severity: \(.*\)/\1severity: \2\n\1demo_for: \"$RULE_FOR\"/" "$src"
+      } >"$dir/$name.demo.yaml"
+    else
+      cp "$src" "$dir/$name.rules.yaml"
+    fi
+  done
 }
 
 # start_component NAME: starts one component in the background with its log and pid file.
@@ -269,13 +273,26 @@ stack_up() {
   log "stack up in $STACK_DIR; run 'eval \"\$(tests/stack/stack env)\"' to use it"
 }
 
+# The four sei.io CRDs of sei-k8s-controller at 2d670ad (SeiNode with the seed's #258-era
+# sidecar-TLS fields added; see tests/fixtures/seinode-crd.yaml), each waited for until
+# Established, so that tests can create objects of every kind at once.
+STACK_CRDS="seinode-crd.yaml:seinodes.sei.io sei.io_seinetworks.yaml:seinetworks.sei.io
+sei.io_seinodetasks.yaml:seinodetasks.sei.io sei.io_seinodetaskworkflows.yaml:seinodetaskworkflows.sei.io"
+
 install_crd() {
   local kubectl=("$(bin_path kubectl)" --kubeconfig "$STACK_DIR/kubeconfig")
-  "${kubectl[@]}" apply -f "$REPO_ROOT/tests/fixtures/seinode-crd.yaml" >/dev/null ||
-    die "could not install the SeiNode CRD"
-  "${kubectl[@]}" wait --for condition=Established --timeout 30s crd/seinodes.sei.io >/dev/null ||
-    die "the SeiNode CRD did not become Established"
-  log "SeiNode CRD installed"
+  local entry files=() names=() name
+  for entry in $STACK_CRDS; do
+    files+=(-f "$REPO_ROOT/tests/fixtures/${entry%%:*}")
+    names+=("${entry#*:}")
+  done
+  "${kubectl[@]}" apply "${files[@]}" >/dev/null ||
+    die "could not install the sei.io CRDs (${names[*]})"
+  for name in "${names[@]}"; do
+    "${kubectl[@]}" wait --for condition=Established --timeout 30s "crd/$name" >/dev/null ||
+      die "the CRD $name did not become Established"
+  done
+  log "sei.io CRDs installed: ${names[*]}"
 }
 
 stack_down() {
