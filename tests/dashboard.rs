@@ -54,7 +54,8 @@ fn every_panel_is_described_and_uses_the_datasource_variable() {
         "a not-ready table"
     );
     assert!(
-        q.iter().any(|(_, e)| e.contains("seinode_tls_watcher_up")),
+        q.iter()
+            .any(|(_, e)| e.contains("sei_condition_watcher_up")),
         "watcher health"
     );
     assert!(

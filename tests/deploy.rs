@@ -11,7 +11,7 @@ use common::*;
 
 /// The tests share the watcher's namespace and RBAC objects.
 static SERIAL: Mutex<()> = Mutex::new(());
-const NAMESPACE: &str = "seinode-tls-watcher";
+const NAMESPACE: &str = "sei-condition-watcher";
 
 fn ensure_namespace(stack: &Stack, name: &str) {
     let (exists, _, _) = stack.kubectl(&["get", "namespace", name], None);
@@ -74,9 +74,9 @@ fn manifests_apply_server_side() {
     ensure_namespace(&stack, NAMESPACE);
     let out = dry_run_apply(&stack, "deploy");
     for object in [
-        "deployment.apps/seinode-tls-watcher",
-        "clusterrole.rbac.authorization.k8s.io/seinode-tls-watcher",
-        "networkpolicy.networking.k8s.io/seinode-tls-watcher",
+        "deployment.apps/sei-condition-watcher",
+        "clusterrole.rbac.authorization.k8s.io/sei-condition-watcher",
+        "networkpolicy.networking.k8s.io/sei-condition-watcher",
         "deployment.apps/otel-collector",
         "configmap/otel-collector",
         "service/otel-collector",
@@ -87,7 +87,7 @@ fn manifests_apply_server_side() {
     ensure_namespace(&stack, "sei");
     let out = dry_run_apply(&stack, "deploy/watcher-namespaced");
     assert!(
-        out.contains("role.rbac.authorization.k8s.io/seinode-tls-watcher"),
+        out.contains("role.rbac.authorization.k8s.io/sei-condition-watcher"),
         "{out}"
     );
 }
@@ -114,7 +114,7 @@ fn watcher_runs_with_least_privilege() {
             None,
         );
     }
-    let kubeconfig = token_kubeconfig(&stack, "seinode-tls-watcher");
+    let kubeconfig = token_kubeconfig(&stack, "sei-condition-watcher");
     let as_watcher = |args: &[&str]| {
         let mut full = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
         full.extend_from_slice(args);

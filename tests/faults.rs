@@ -131,7 +131,7 @@ fn collector_outage_loses_nothing() {
     assert!(
         stack
             .query(&format!(
-                "ALERTS{{alertname=\"SeiNodeTLSWatcherAbsent\",alertstate=\"firing\"}}"
+                "ALERTS{{alertname=\"SeiConditionWatcherAbsent\",alertstate=\"firing\"}}"
             ))
             .is_empty(),
         "a {:?} outage is shorter than the heartbeat alert's `for`",
@@ -183,7 +183,7 @@ fn prometheus_outage_is_bridged_by_the_collector_queue() {
     let window = (down_to.as_second() - down_from.as_second()).max(1);
     let kept = stack
         .query(&format!(
-            "count_over_time(seinode_tls_watcher_up{{instance=\"{instance}\"}}[{window}s] @ {})",
+            "count_over_time(sei_condition_watcher_up{{instance=\"{instance}\"}}[{window}s] @ {})",
             down_to.as_second()
         ))
         .first()
@@ -289,7 +289,7 @@ fn hanging_collector_blocks_neither_the_watch_nor_memory() {
             "--export-interval",
             "1s",
             "--log-filter",
-            "info,seinode_tls_watcher::watch=debug",
+            "info,sei_condition_watcher::watch=debug",
         ],
     );
     // Readiness does not wait for a successful export: the watch synced, the exporter exists.

@@ -248,7 +248,7 @@ fn exports_over_tls_and_mtls_with_the_cluster_label() {
     assert!(with_cert.terminate().success());
 
     // Half an mTLS configuration is a one-line error at start.
-    let out = Command::new(env!("CARGO_BIN_EXE_seinode-tls-watcher"))
+    let out = Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"))
         .args([
             "--kubeconfig",
             stack.kubeconfig().to_str().unwrap(),

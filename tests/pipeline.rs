@@ -34,7 +34,8 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
         (stack.query_one(&format!("seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"pending\",status=\"Unknown\",reason=\"ConditionMissing\"}}")) == Some(1.0)).then_some(())
     });
 
-    // Exactly these names arrive, with no unit or type suffix added by the translation.
+    // Exactly these names arrive, with no unit or type suffix added by the translation: the
+    // seed's three, and the condition itself as one of every SeiNode's conditions.
     let series = stack.query(&format!("{{namespace=\"{ns}\",__name__=~\"seinode_.*\"}}"));
     let names: BTreeSet<String> = series.iter().map(|(l, _)| l["__name__"].clone()).collect();
     assert_eq!(
@@ -43,6 +44,8 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
             "seinode_sidecar_tls_secret_ready".to_owned(),
             "seinode_sidecar_tls_secret_status".to_owned(),
             "seinode_sidecar_tls_secret_last_transition_timestamp_seconds".to_owned(),
+            "seinode_status_condition".to_owned(),
+            "seinode_status_condition_last_transition_timestamp_seconds".to_owned(),
         ])
     );
     for (labels, _) in &series {
@@ -50,7 +53,7 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
             labels["namespace"], ns,
             "namespace label intact: {labels:?}"
         );
-        assert_eq!(labels["job"], "seinode-tls-watcher");
+        assert_eq!(labels["job"], "sei-condition-watcher");
         assert_eq!(labels["instance"], watcher.instance);
         assert!(
             !labels.contains_key("otel_scope_name"),
@@ -67,6 +70,20 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
                 "status",
             ]
             .into(),
+            "seinode_status_condition" => [
+                "__name__",
+                "instance",
+                "job",
+                "name",
+                "namespace",
+                "reason",
+                "status",
+                "type",
+            ]
+            .into(),
+            "seinode_status_condition_last_transition_timestamp_seconds" => {
+                ["__name__", "instance", "job", "name", "namespace", "type"].into()
+            }
             _ => ["__name__", "instance", "job", "name", "namespace"].into(),
         };
         assert_eq!(
@@ -88,7 +105,7 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
         "lastTransitionTime exported: {since}"
     );
     let up = stack.query(&format!(
-        "seinode_tls_watcher_up{{instance=\"{}\"}}",
+        "sei_condition_watcher_up{{instance=\"{}\"}}",
         watcher.instance
     ));
     assert_eq!(up.len(), 1, "heartbeat exported without a suffix");
@@ -132,7 +149,7 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
     // ... because the watcher sent staleness markers, not because anything timed out.
     eventually(VISIBLE_WITHIN, "staleness markers counted", || {
         let sent = stack.query_one(&format!(
-            "seinode_tls_watcher_staleness_markers_total{{instance=\"{}\"}}",
+            "sei_condition_watcher_staleness_markers_total{{instance=\"{}\"}}",
             watcher.instance
         ));
         (sent.unwrap_or(0.0) >= 3.0).then_some(())
@@ -159,7 +176,7 @@ fn check_command_reports_the_table_and_exit_code() {
     stack.seinode(&ns, "a", true);
     stack.set_condition(&ns, "a", "True", "TLSSecretReady");
     let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_seinode-tls-watcher"))
+        std::process::Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"))
             .args(["check", "--kubeconfig"])
             .arg(stack.kubeconfig())
             .args(["-n", &ns])
@@ -169,8 +186,12 @@ fn check_command_reports_the_table_and_exit_code() {
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.starts_with("NAMESPACE"), "{table}");
-    assert!(table.contains("TLSSecretReady"), "{table}");
+    assert!(table.starts_with("KIND"), "{table}");
+    assert_eq!(
+        table.lines().count(),
+        1,
+        "only the header: nothing needs attention\n{table}"
+    );
 
     stack.seinode(&ns, "b", true);
     stack.set_condition(&ns, "b", "False", "TLSSecretSANsMismatch");
@@ -183,6 +204,7 @@ fn check_command_reports_the_table_and_exit_code() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.lines().any(|l| l.contains(" b ")
+            && l.contains("SidecarTLSSecretReady")
             && l.contains("False")
             && l.contains("TLSSecretSANsMismatch")),
         "{table}"
@@ -205,7 +227,7 @@ fn bad_configuration_fails_with_one_clear_line() {
         (vec!["--context", "no-such-context"], "no-such-context"),
     ];
     for (args, expected) in cases {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_seinode-tls-watcher"))
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"))
             .arg("--kubeconfig")
             .arg(stack.kubeconfig())
             .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
