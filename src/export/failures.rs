@@ -74,15 +74,19 @@ impl<const N: usize> FailureLog<N> {
         true
     }
 
-    /// Records a success of `kind`; when no kind is failing any more, logs the recovery and
-    /// returns how long the outage lasted.
-    pub fn succeeded(&self, kind: &'static str) -> Option<Duration> {
+    /// Records a success of `kind`, which also stands for the kinds in `covers` (a full
+    /// export delivers everything a change export would have); when no kind is failing
+    /// any more, logs the recovery and returns how long the outage lasted.
+    pub fn succeeded(&self, kind: &'static str, covers: &[&'static str]) -> Option<Duration> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let at = self.at(kind);
-        state.since[at].take()?;
-        if state.since.iter().any(Option::is_some) {
-            // Another kind still fails (a full export refused while small ones get through):
-            // not recovered.
+        let mut was_failing = false;
+        for k in std::iter::once(kind).chain(covers.iter().copied()) {
+            let at = self.at(k);
+            was_failing |= state.since[at].take().is_some();
+        }
+        if !was_failing || state.since.iter().any(Option::is_some) {
+            // Nothing was failing, or another kind still fails (a full export refused while
+            // small ones get through): not recovered.
             return None;
         }
         let failing_for = state
@@ -111,13 +115,20 @@ mod tests {
             !log.failed("self", &"Unavailable"),
             "one line for the whole outage"
         );
-        assert_eq!(log.succeeded("changes"), None, "changes never failed");
-        assert_eq!(log.succeeded("full"), None, "self still fails");
+        assert!(!log.failed("changes", &"Unavailable"));
+        assert_eq!(
+            log.succeeded("changes", &[]),
+            None,
+            "full and self still fail"
+        );
+        assert_eq!(log.succeeded("self", &[]), None, "full still fails");
         assert!(
-            log.succeeded("self").is_some(),
+            log.succeeded("full", &[]).is_some(),
             "now everything that failed succeeded"
         );
-        assert_eq!(log.succeeded("full"), None, "recovered once");
-        assert!(log.failed("full", &"again"), "a new outage logs again");
+        assert_eq!(log.succeeded("full", &[]), None, "recovered once");
+        assert!(log.failed("changes", &"again"), "a new outage logs again");
+        // No change export after the outage: the full export that got through covers it.
+        assert!(log.succeeded("full", &["changes"]).is_some());
     }
 }

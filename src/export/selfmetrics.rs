@@ -89,7 +89,7 @@ impl<E: PushMetricExporter> PushMetricExporter for CountingExporter<E> {
         let result = self.inner.export(metrics).await;
         match &result {
             Ok(()) => {
-                self.failures.succeeded("self");
+                self.failures.succeeded("self", &[]);
             }
             Err(e) => {
                 self.shared.stats.export_errors.inc("self");

@@ -7,6 +7,13 @@ threads, because one kubectl call per object is far too slow for 10,000 objects.
   populate.py create --namespace bench --count 10000 [--false-every 10] [--realistic-kb 20]
   populate.py flip   --namespace bench --names n-1,n-7 --status False --reason TLSSecretNotFound [--timestamps f.json]
   populate.py delete --namespace bench --count 10000
+  populate.py conditions --namespace cond-1000 --count 1000   # all four kinds, every condition
+
+`conditions` creates the fleet of tests/bench/compare --scenario conditions: COUNT SeiNodes
+valid under the current (2d670ad) CRDs with the conditions upstream's controller sets (see
+conditions_fleet), plus COUNT/50 SeiNetworks, COUNT/10 SeiNodeTasks and COUNT/20
+SeiNodeTaskWorkflows; each object is created, then its status written through the status
+subresource, as the controller does.
 
 Reads $SEINODE_STACK_DIR (default /tmp/seinode-stack). Prints one summary line.
 """
@@ -196,9 +203,248 @@ def create(ns, name, status, reason, realistic_kb):
     set_status(ns, name, status, reason, realistic_kb)
 
 
+# ---------------------------------------------------------------- all four kinds (--scenario conditions)
+
+PLURALS = {"SeiNode": "seinodes", "SeiNetwork": "seinetworks", "SeiNodeTask": "seinodetasks",
+           "SeiNodeTaskWorkflow": "seinodetaskworkflows"}
+IMAGE = "ghcr.io/sei-protocol/sei:v6.3.0"
+SIDECAR_IMAGE = "ghcr.io/sei-protocol/seictl:v1"
+# The condition flipped to measure latency (on validators) and, per kind, the one the churn
+# flips; each is the first entry of status.conditions, so a JSON patch can test and replace it.
+# (kind, healthy status, healthy reason, changed status, changed reason)
+FLIP = {
+    "validator": ("SigningKeyReady", "True", "SigningKeyValidated", "False", "SigningKeyNotReady"),
+    "fullnode": ("SidecarReady", "True", "Ready", "Unknown", "Unreachable"),
+    "SeiNetwork": ("NodesReady", "True", "AllNodesReady", "False", "NodesInitializing"),
+    "SeiNodeTask": ("TargetReady", "True", "PhaseMet", "False", "PhaseNotMet"),
+    "SeiNodeTaskWorkflow": ("Adopted", "True", "Adopted", "False", "TargetNotReady"),
+}
+
+
+def kbase(ns, kind):
+    return f"/apis/sei.io/v1alpha1/namespaces/{ns}/{PLURALS[kind]}"
+
+
+def cond(ctype, status, reason, message, ltt="2026-11-01T00:00:00Z"):
+    return {"type": ctype, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": ltt, "observedGeneration": 1}
+
+
+def node_role(i):
+    """Nine SeiNodes in ten are validators (signing key, node key and operator keyring from
+    Secrets, data volume imported: 9 conditions); the tenth a full node by state sync (6)."""
+    return "fullnode" if i % 10 == 9 else "validator"
+
+
+def node_conditions(name, role):
+    t0 = "2026-11-01T00:00:00Z"
+    first = FLIP[role]
+    if role == "validator":
+        head = [cond("SigningKeyReady", "True", "SigningKeyValidated",
+                     f"signing key Secret {name}-priv-validator-key validated", t0),
+                cond("NodeKeyReady", "True", "NodeKeyValidated", f"node key Secret {name}-node-key validated", t0),
+                cond("OperatorKeyringReady", "True", "OperatorKeyringValidated",
+                     f"operator keyring Secret {name}-operator-keyring validated", t0),
+                cond("SidecarReady", "True", "Ready", "sidecar returned 200", t0)]
+    else:
+        head = [cond("SidecarReady", "True", "Ready", "sidecar returned 200", t0)]
+    assert head[0]["type"] == first[0]
+    return head + [
+        cond("ImportPVCReady", "True", "PVCValidated", f"PVC {name}-data is Bound, ReadWriteOnce, 2Ti", t0),
+        cond("StateSyncReady", "True", "Ready", "2 state syncers resolved", t0),
+        cond("NodeUpdateInProgress", "False", "UpdateComplete", f"image {IMAGE} rolled out", t0),
+        cond("Paused", "False", "NotPaused", "spec.paused is unset or false", t0),
+        cond("WorkflowInProgress", "False", "NoWorkflow", "no workflow adopted", t0),
+    ]
+
+
+def node_object(ns, i):
+    name = f"n-{i}"
+    role = node_role(i)
+    seed = sum(map(ord, name))
+    peers = [peer(k, seed) for k in range(8)]
+    spec = {"chainId": "pacific-1", "image": IMAGE,
+            "podLabels": {"team": "infra"},
+            "dataVolume": {"import": {"pvcName": f"{name}-data"}},
+            "peers": [{"static": {"addresses": peers[:2]}},
+                      {"label": {"selector": {"sei.io/chain": "pacific-1", "sei.io/role": "sentry"}}}],
+            "overrides": {"config.p2p.max_num_inbound_peers": "40", "config.mempool.size": "5000"}}
+    if role == "validator":
+        spec["sidecar"] = {"image": SIDECAR_IMAGE, "port": 7777,
+                           "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}}
+        spec["validator"] = {
+            "snapshot": {"s3": {"targetHeight": 198740000}, "trustPeriod": "9999h0m0s"},
+            "signingKey": {"secret": {"secretName": f"{name}-priv-validator-key"}},
+            "nodeKey": {"secret": {"secretName": f"{name}-node-key"}},
+            "operatorKeyring": {"secret": {"secretName": f"{name}-operator-keyring", "keyName": "node_admin",
+                                           "passphraseSecretRef": {"secretName": f"{name}-keyring-passphrase",
+                                                                   "key": "passphrase"}}}}
+    else:
+        spec["fullNode"] = {"snapshot": {"stateSync": {}, "rpcServers": ["rpc-0.pacific-1.svc:26657",
+                                                                          "rpc-1.pacific-1.svc:26657"],
+                                         "trustPeriod": "168h0m0s"},
+                            "snapshotGeneration": {"tendermint": {"keepRecent": 5}}}
+    status = {"phase": "Running", "phaseTransitionTime": "2026-11-01T00:00:00Z",
+              "currentImage": IMAGE, "currentSidecarImage": SIDECAR_IMAGE,
+              "statefulSet": {"name": name, "uid": f"6f1d2c1e-0b7a-4a4e-9d55-{i:012d}"},
+              "resolvedPeers": peers,
+              "conditions": node_conditions(name, role)}
+    if role == "fullnode":
+        status["resolvedStateSyncers"] = ["rpc-0.pacific-1.svc:26657", "rpc-1.pacific-1.svc:26657"]
+    return "SeiNode", role, name, spec, status
+
+
+def network_object(ns, j):
+    name = f"net-{j}"
+    t0 = "2026-11-01T00:00:00Z"
+    spec = {"image": IMAGE, "replicas": 4, "deletionPolicy": "Retain",
+            "genesis": {"chainId": f"bench-{j}", "stakingAmount": "10000000usei", "maxCeremonyDuration": "30m"},
+            "sidecar": {"image": SIDECAR_IMAGE}}
+    status = {"phase": "Ready", "replicas": 4, "readyReplicas": 4, "upToDateReplicas": 4, "observedGeneration": 1,
+              "genesisHash": f"{j:064x}",
+              "nodes": [{"name": f"{name}-{k}", "phase": "Running", "currentImage": IMAGE} for k in range(4)],
+              "conditions": [
+                  cond("NodesReady", "True", "AllNodesReady", "4/4 nodes ready", t0),
+                  cond("GenesisCeremonyComplete", "True", "Complete", "genesis ceremony completed", t0),
+                  cond("PlanInProgress", "False", "PlanComplete", "Plan completed successfully", t0),
+                  cond("RolloutInProgress", "False", "AllUpToDate", "4/4 replicas on spec.image", t0),
+                  cond("Paused", "False", "NotPaused", "spec.paused is unset or false", t0)]}
+    return "SeiNetwork", "SeiNetwork", name, spec, status
+
+
+def task_object(ns, j):
+    name = f"task-{j}"
+    target = f"n-{j * 10}"  # a validator
+    spec = {"kind": "UpdateNodeImage",
+            "target": {"nodeRef": {"name": target}, "requirePhase": "Running", "requirePhaseTimeout": "5m"},
+            "timeoutSeconds": 1800, "updateNodeImage": {"image": IMAGE}}
+    status = {"phase": "Complete", "phaseTransitionTime": "2026-11-01T00:05:00Z",
+              "startedAt": "2026-11-01T00:00:00Z", "targetFirstObservedAt": "2026-11-01T00:00:00Z",
+              "observedGeneration": 1,
+              "task": {"id": f"{name}-1", "status": "Complete", "submittedAt": "2026-11-01T00:00:01Z",
+                       "executionStartedAt": "2026-11-01T00:00:02Z"},
+              "outputs": {"updateNodeImage": {"appliedImage": IMAGE}},
+              "conditions": [
+                  cond("TargetReady", "True", "PhaseMet", f"target {target} is Running", "2026-11-01T00:00:00Z"),
+                  cond("Ready", "True", "TaskComplete", "", "2026-11-01T00:05:00Z")]}
+    return "SeiNodeTask", "SeiNodeTask", name, spec, status
+
+
+def workflow_object(ns, j):
+    name = f"wf-{j}"
+    target = f"n-{j * 20 + 9}"  # a full node
+    t0 = "2026-11-01T00:01:00Z"
+    spec = {"kind": "StateSync",
+            "target": {"nodeRef": {"name": target}, "requirePhase": "Running", "requirePhaseTimeout": "10m"},
+            "stateSync": {"rpcServers": ["rpc-0.pacific-1.svc:26657", "rpc-1.pacific-1.svc:26657"],
+                          "migration": {"kind": "GigaStore", "gigaStore": {"backend": "pebbledb"}}}}
+    status = {"phase": "Complete", "observedGeneration": 1,
+              "conditions": [
+                  cond("Adopted", "True", "Adopted", "plan compiled and persisted", t0),
+                  cond("Ready", "True", "WorkflowComplete", "recipe completed", "2026-11-01T01:00:00Z"),
+                  cond("Failed", "False", "NotFailed", "workflow has not failed", t0)]}
+    return "SeiNodeTaskWorkflow", "SeiNodeTaskWorkflow", name, spec, status
+
+
+def conditions_fleet(ns, count):
+    """Every object of the `conditions` scenario: (kind, flip role, name, spec, status).
+
+    COUNT SeiNodes (node_role), COUNT/50 SeiNetworks (4 validators each, after the genesis
+    ceremony: 5 conditions), COUNT/10 SeiNodeTasks (completed UpdateNodeImage: TargetReady
+    and Ready), COUNT/20 SeiNodeTaskWorkflows (completed StateSync: Adopted, Ready, Failed).
+    Every condition is in its healthy steady state, so no shipped alert rule is pending or
+    firing between measurements (their ALERTS samples would count as ingested samples)."""
+    out = [node_object(ns, i) for i in range(count)]
+    out += [network_object(ns, j) for j in range(max(1, count // 50))]
+    out += [task_object(ns, j) for j in range(max(1, count // 10))]
+    out += [workflow_object(ns, j) for j in range(max(1, count // 20))]
+    return out
+
+
+def fleet_counts(count):
+    """{kind: objects}, and the number of conditions, of conditions_fleet(count)."""
+    objs = conditions_fleet("x", count)
+    kinds = {}
+    for kind, _, _, _, _ in objs:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds, sum(len(o[4]["conditions"]) for o in objs)
+
+
+def create_object(ns, kind, name, spec, status):
+    obj = {"apiVersion": "sei.io/v1alpha1", "kind": kind,
+           "metadata": {"name": name, "namespace": ns, "labels": {"bench": "true", "sei.io/chain": "pacific-1"}},
+           "spec": spec}
+    code, data = call("POST", kbase(ns, kind), obj)
+    if code not in (201, 409):
+        raise RuntimeError(f"create {kind} {ns}/{name}: {code} {data[:300]!r}")
+    write_status(ns, kind, name, status)
+
+
+def write_status(ns, kind, name, status):
+    code, data = call("PATCH", f"{kbase(ns, kind)}/{name}/status", {"status": status}, "application/merge-patch+json")
+    if code != 200:
+        raise RuntimeError(f"status of {kind} {ns}/{name}: {code} {data[:300]!r}")
+
+
+def flip_first(ns, kind, name, ctype, status, reason, message=None):
+    """Rewrites status.conditions[0] (tested to be `ctype`): status, reason, message and
+    lastTransitionTime, leaving every other condition as it is."""
+    ops = [{"op": "test", "path": "/status/conditions/0/type", "value": ctype},
+           {"op": "replace", "path": "/status/conditions/0/status", "value": status},
+           {"op": "replace", "path": "/status/conditions/0/reason", "value": reason},
+           {"op": "replace", "path": "/status/conditions/0/lastTransitionTime", "value": now()},
+           {"op": "replace", "path": "/status/conditions/0/message",
+            "value": message or f"set by tests/bench/populate.py: {status} {reason}"}]
+    code, data = call("PATCH", f"{kbase(ns, kind)}/{name}/status", ops, "application/json-patch+json")
+    if code != 200:
+        raise RuntimeError(f"flip of {kind} {ns}/{name}: {code} {data[:300]!r}")
+
+
+def list_all(ns, kind, limit=500):
+    items, cont = [], ""
+    while True:
+        code, data = call("GET", f"{kbase(ns, kind)}?limit={limit}" + (f"&continue={cont}" if cont else ""))
+        if code != 200:
+            raise RuntimeError(f"list {kind} in {ns}: {code} {data[:300]!r}")
+        body = json.loads(data)
+        items += body["items"]
+        cont = body["metadata"].get("continue")
+        if not cont:
+            return items
+
+
+def create_conditions_fleet(ns, count, threads=8):
+    """Creates conditions_fleet(ns, count); objects that exist already keep their spec, and
+    their status is written again (which also undoes flips an interrupted run left)."""
+    fleet = conditions_fleet(ns, count)
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda o: create_object(ns, o[0], o[2], o[3], o[4]), fleet))
+    return len(fleet)
+
+
+def reset_conditions_fleet(ns, count, threads=8):
+    """Writes again the status of every object whose first condition is not in its healthy
+    state (flips an interrupted run left behind); returns how many were reset."""
+    fleet = {(o[0], o[2]): o for o in conditions_fleet(ns, count)}
+    todo = []
+    for kind in PLURALS:
+        for item in list_all(ns, kind):
+            key = (kind, item["metadata"]["name"])
+            o = fleet.get(key)
+            if o is None:
+                continue
+            want = o[4]["conditions"][0]
+            have = ((item.get("status") or {}).get("conditions") or [{}])[0]
+            if (have.get("status"), have.get("reason")) != (want["status"], want["reason"]):
+                todo.append(o)
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda o: write_status(ns, o[0], o[2], o[4]), todo))
+    return len(todo)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("action", choices=["create", "flip", "delete"])
+    p.add_argument("action", choices=["create", "flip", "delete", "conditions"])
     p.add_argument("--namespace", required=True)
     p.add_argument("--count", type=int, default=0)
     p.add_argument("--prefix", default="n")
@@ -216,6 +462,12 @@ def main():
     if code == 404:
         call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": a.namespace}})
     start = time.time()
+    if a.action == "conditions":
+        made = create_conditions_fleet(a.namespace, a.count, a.threads)
+        kinds, conds = fleet_counts(a.count)
+        print(f"conditions: {made} objects ({kinds}, {conds} conditions) in {a.namespace} "
+              f"in {time.time() - start:.1f}s", file=sys.stderr)
+        return
     names = [f"{a.prefix}-{i}" for i in range(a.count)] if a.count else [n for n in a.names.split(",") if n]
     with concurrent.futures.ThreadPoolExecutor(a.threads) as pool:
         if a.action == "create":
