@@ -60,33 +60,30 @@ pub struct Encoder {
 const ENVELOPE_BYTES: usize = 16 * 1024;
 
 impl Encoder {
-    /// Encodes `updates` at time `now_nanos` into as few requests as the budget allows.
+    /// Encodes `updates` at time `now_nanos` into as few requests as the budget allows
+    /// (all at once: for tests and small exports; the exporter streams with [`Chunker`]).
     pub fn encode(&self, updates: &[ObjectUpdate<'_>], now_nanos: u64) -> Vec<Chunk> {
-        let budget = self.max_request_bytes.saturating_sub(ENVELOPE_BYTES).max(1);
-        let mut chunks = Vec::new();
-        let mut builder = Builder::default();
-        let mut first = 0;
-        for (i, update) in updates.iter().enumerate() {
-            let points = points_of(update, now_nanos);
-            let size: usize = points.iter().map(|(_, _, p)| p.encoded_len() + 4).sum();
-            if builder.bytes > 0 && builder.bytes + size > budget {
-                chunks.push(self.finish(std::mem::take(&mut builder), first..i));
-                first = i;
-            }
-            builder.bytes += size;
-            for (metric, unit, point) in points {
-                if point.flags & proto::DataPointFlags::NoRecordedValueMask as u32 != 0 {
-                    builder.markers += 1;
-                }
-                builder.push(metric, unit, point);
-            }
-        }
-        // Updates without any point (an object with no conditions) need no request; the
-        // last chunk's range covers trailing ones.
-        if builder.bytes > 0 {
-            chunks.push(self.finish(builder, first..updates.len()));
-        }
+        let mut chunker = self.chunker(now_nanos);
+        let mut chunks: Vec<Chunk> = updates
+            .iter()
+            .filter_map(|update| chunker.push(update))
+            .collect();
+        chunks.extend(chunker.finish());
         chunks
+    }
+
+    /// A chunker that cuts requests one at a time, so that only one request is held in
+    /// memory while it is sent: a full export of 200,000 series would otherwise hold every
+    /// request's structures at once (about 90 MB).
+    pub fn chunker(&self, now_nanos: u64) -> Chunker<'_> {
+        Chunker {
+            encoder: self,
+            now_nanos,
+            budget: self.max_request_bytes.saturating_sub(ENVELOPE_BYTES).max(1),
+            builder: Builder::default(),
+            first: 0,
+            next: 0,
+        }
     }
 
     fn finish(&self, builder: Builder, objects: std::ops::Range<usize>) -> Chunk {
@@ -107,6 +104,49 @@ impl Encoder {
             objects,
             markers: builder.markers,
         }
+    }
+}
+
+/// Takes updates one by one (numbered in the order pushed) and hands back a request each
+/// time the next update would not fit in the budget.
+pub struct Chunker<'e> {
+    encoder: &'e Encoder,
+    now_nanos: u64,
+    budget: usize,
+    builder: Builder,
+    /// Number of the first update in the request being built.
+    first: usize,
+    /// Number of the next update pushed.
+    next: usize,
+}
+
+impl Chunker<'_> {
+    /// Adds one object's points; returns the finished previous request if they did not fit.
+    pub fn push(&mut self, update: &ObjectUpdate<'_>) -> Option<Chunk> {
+        let i = self.next;
+        self.next += 1;
+        let points = points_of(update, self.now_nanos);
+        let size: usize = points.iter().map(|(_, _, p)| p.encoded_len() + 4).sum();
+        let mut done = None;
+        if self.builder.bytes > 0 && self.builder.bytes + size > self.budget {
+            let builder = std::mem::take(&mut self.builder);
+            done = Some(self.encoder.finish(builder, self.first..i));
+            self.first = i;
+        }
+        self.builder.bytes += size;
+        for (metric, unit, point) in points {
+            if point.flags & proto::DataPointFlags::NoRecordedValueMask as u32 != 0 {
+                self.builder.markers += 1;
+            }
+            self.builder.push(metric, unit, point);
+        }
+        done
+    }
+
+    /// The last request, if it has any point. Updates without any point (an object with no
+    /// conditions) need no request; the last chunk's range covers trailing ones.
+    pub fn finish(self) -> Option<Chunk> {
+        (self.builder.bytes > 0).then(|| self.encoder.finish(self.builder, self.first..self.next))
     }
 }
 

@@ -185,10 +185,20 @@ impl<S: Sink> ObjectExporter<S> {
     pub async fn export(&mut self, kind: ExportKind) -> Report {
         let targets = self.targets(kind);
         let resources = self.shared.resources();
-        let mut updates = Vec::with_capacity(targets.len());
-        let mut states = Vec::with_capacity(targets.len());
+        // Per target: the state to remember once delivered, and how many values it sends.
+        let mut outcomes: Vec<(Option<Arc<ObjectState>>, usize)> =
+            Vec::with_capacity(targets.len());
+        let mut refused = vec![false; targets.len()];
+        let mut report = Report::default();
+        // A copy (a few strings), so that sending can borrow the exporter mutably.
+        let encoder = self.encoder.clone();
+        let mut chunker = encoder.chunker(unix_nanos(SystemTime::now()));
+        let mut pending = Vec::new();
+        // Requests are cut and sent one at a time (see `Encoder::chunker`); a target whose
+        // resource is not resolved (cannot happen once indexed) is skipped as delivered.
         for (key, now) in &targets {
             let Some(Some(resource)) = resources.get(key.resource.0 as usize) else {
+                outcomes.push((now.clone(), 0));
                 continue;
             };
             let values = match (kind, now) {
@@ -205,55 +215,44 @@ impl<S: Sink> ObjectExporter<S> {
                 Some(old) => vanished(&series_of(old, resource.is_seinode), &values),
                 None => Vec::new(),
             };
-            states.push(if kind == ExportKind::Retire {
+            let remember = if kind == ExportKind::Retire {
                 None
             } else {
                 now.clone()
-            });
-            updates.push(ObjectUpdate {
+            };
+            outcomes.push((remember, values.len()));
+            let update = ObjectUpdate {
                 key,
                 resource,
                 values,
                 stale,
-            });
-        }
-        let chunks = self.encoder.encode(&updates, unix_nanos(SystemTime::now()));
-        let mut report = Report::default();
-        let mut refused = vec![false; updates.len()];
-        for chunk in chunks {
-            report.requests += 1;
-            let range = chunk.objects.clone();
-            let (markers, bytes) = (chunk.markers, chunk.bytes);
-            match self.sink.send(chunk.request).await {
-                Ok(()) => {
-                    report.markers += markers;
-                    report.bytes += bytes;
-                    report.values += updates[range].iter().map(|u| u.values.len()).sum::<usize>();
-                }
-                Err(status) => {
-                    report.failed_requests += 1;
-                    self.shared.stats.export_errors.inc("objects");
-                    self.failures.failed(
-                        kind.as_str(),
-                        &format_args!("{} ({bytes} bytes)", status_text(&status)),
-                    );
-                    refused[range].iter_mut().for_each(|r| *r = true);
-                }
+            };
+            if let Some(chunk) = chunker.push(&update) {
+                pending.push(chunk);
+            }
+            for chunk in pending.drain(..) {
+                self.send_chunk(kind, chunk, &outcomes, &mut refused, &mut report)
+                    .await;
             }
         }
-        for ((update, state), refused) in updates.iter().zip(states).zip(refused) {
+        if let Some(chunk) = chunker.finish() {
+            self.send_chunk(kind, chunk, &outcomes, &mut refused, &mut report)
+                .await;
+        }
+        let updates = targets.iter().zip(outcomes);
+        for (((key, _), (state, _)), refused) in updates.zip(refused) {
             if refused {
                 if kind == ExportKind::Changes {
-                    self.retry.insert(update.key.clone());
+                    self.retry.insert(key.clone());
                 }
                 continue;
             }
             match state {
                 Some(state) => {
-                    self.delivered.insert(update.key.clone(), state);
+                    self.delivered.insert(key.clone(), state);
                 }
                 None => {
-                    self.delivered.remove(update.key);
+                    self.delivered.remove(key);
                 }
             }
         }
@@ -277,6 +276,37 @@ impl<S: Sink> ObjectExporter<S> {
             .fetch_add(report.markers as u64, std::sync::atomic::Ordering::Relaxed);
         debug!(kind = kind.as_str(), ?report, "exported object series");
         report
+    }
+
+    /// Sends one request and accounts for it: delivered values and markers, or a refusal
+    /// that marks its objects as not delivered.
+    async fn send_chunk(
+        &mut self,
+        kind: ExportKind,
+        chunk: super::encode::Chunk,
+        outcomes: &[(Option<Arc<ObjectState>>, usize)],
+        refused: &mut [bool],
+        report: &mut Report,
+    ) {
+        report.requests += 1;
+        let range = chunk.objects.clone();
+        let (markers, bytes) = (chunk.markers, chunk.bytes);
+        match self.sink.send(chunk.request).await {
+            Ok(()) => {
+                report.markers += markers;
+                report.bytes += bytes;
+                report.values += outcomes[range].iter().map(|(_, n)| n).sum::<usize>();
+            }
+            Err(status) => {
+                report.failed_requests += 1;
+                self.shared.stats.export_errors.inc("objects");
+                self.failures.failed(
+                    kind.as_str(),
+                    &format_args!("{} ({bytes} bytes)", status_text(&status)),
+                );
+                refused[range].iter_mut().for_each(|r| *r = true);
+            }
+        }
     }
 
     /// The objects an export covers, with their current state (`None`: gone).
