@@ -751,7 +751,8 @@ mod tests {
         (shared, resource)
     }
 
-    async fn feed(events: Events, shared: Arc<Shared>) {
+    /// Runs a watch of SeiNodes in all namespaces over `events`, into `shared`.
+    async fn watch_into(events: Events, shared: Arc<Shared>, streaming: bool) -> Ended {
         let resource = shared.resources()[0].clone().unwrap();
         let readiness = Readiness::new(shared.clone(), 1);
         let mut handler = ScopeHandler::new(
@@ -761,21 +762,17 @@ mod tests {
             shared,
             readiness,
         );
-        watch_scope(futures::stream::iter(events), &mut handler, false).await;
+        watch_scope(futures::stream::iter(events), &mut handler, streaming).await
+    }
+
+    async fn feed(events: Events, shared: Arc<Shared>) {
+        watch_into(events, shared, false).await;
     }
 
     /// Runs a fresh watch over `events`; returns why it ended and the state it left.
     async fn run_watch(events: Events, streaming: bool) -> (Ended, Arc<Shared>) {
-        let (shared, resource) = seinode_shared();
-        let readiness = Readiness::new(shared.clone(), 1);
-        let mut handler = ScopeHandler::new(
-            ResourceId(0),
-            resource,
-            Scope::AllNamespaces,
-            shared.clone(),
-            readiness,
-        );
-        let ended = watch_scope(futures::stream::iter(events), &mut handler, streaming).await;
+        let (shared, _) = seinode_shared();
+        let ended = watch_into(events, shared.clone(), streaming).await;
         (ended, shared)
     }
 

@@ -59,11 +59,6 @@ impl SelfMetrics {
         }
     }
 
-    /// Collects and exports now; blocks the calling thread until the export is done.
-    pub fn flush_blocking(&self) -> OTelSdkResult {
-        self.provider.force_flush()
-    }
-
     /// Exports once now, in the background, so the heartbeat does not wait a whole
     /// interval after start.
     pub fn flush_soon(&self) {
