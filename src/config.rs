@@ -163,6 +163,8 @@ pub struct RunArgs {
     /// then linger in Prometheus for its 5-minute lookback).
     #[arg(long)]
     pub keep_series_on_shutdown: bool,
+    #[command(flatten)]
+    pub leader: crate::lease::LeaderArgs,
     /// Address of the admin HTTP server (/livez, /readyz).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub admin_addr: SocketAddr,

@@ -37,6 +37,7 @@ pub mod config;
 mod error;
 pub mod export;
 pub mod index;
+pub mod lease;
 pub mod memory;
 pub mod resource;
 pub mod seinode;

@@ -23,6 +23,7 @@ pub mod failures;
 pub mod objects;
 pub mod selfmetrics;
 pub mod series;
+pub mod sink;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +38,8 @@ use opentelemetry_sdk::Resource;
 use tonic::transport::Channel;
 
 pub use channel::{build_channel, export_hint};
-pub use objects::{ExportKind, GrpcSink, ObjectExporter, DEBOUNCE};
+pub use objects::{ExportKind, ObjectExporter, DEBOUNCE};
+pub use sink::GrpcSink;
 pub use selfmetrics::SelfMetrics;
 
 use crate::state::Shared;

@@ -21,9 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use tonic::transport::Channel;
 use tracing::{debug, warn};
 
 use super::encode::{Encoder, ObjectUpdate};
@@ -75,46 +73,6 @@ pub trait Sink: Send {
         &mut self,
         request: ExportMetricsServiceRequest,
     ) -> impl std::future::Future<Output = Result<(), tonic::Status>> + Send;
-}
-
-/// The collector's OTLP metrics service, with a per-request timeout and optional gzip.
-#[derive(Clone)]
-pub struct GrpcSink {
-    client: MetricsServiceClient<Channel>,
-    timeout: Duration,
-}
-
-impl GrpcSink {
-    pub fn new(channel: Channel, timeout: Duration, gzip: bool) -> Self {
-        let mut client = MetricsServiceClient::new(channel)
-            // The collector enforces its own receive limit; the watcher's requests are cut
-            // below --max-request-bytes before they get here.
-            .max_encoding_message_size(usize::MAX);
-        if gzip {
-            // The collector answers a gzip request in gzip: accept it too.
-            client = client
-                .send_compressed(tonic::codec::CompressionEncoding::Gzip)
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-        }
-        Self { client, timeout }
-    }
-}
-
-impl Sink for GrpcSink {
-    async fn send(&mut self, request: ExportMetricsServiceRequest) -> Result<(), tonic::Status> {
-        let mut request = tonic::Request::new(request);
-        request.set_timeout(self.timeout);
-        let response = self.client.export(request).await?.into_inner();
-        if let Some(partial) = response.partial_success {
-            if partial.rejected_data_points > 0 {
-                return Err(tonic::Status::invalid_argument(format!(
-                    "the collector rejected {} data points: {}",
-                    partial.rejected_data_points, partial.error_message
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 pub struct ObjectExporter<S> {
@@ -349,7 +307,7 @@ impl<S: Sink> ObjectExporter<S> {
     }
 }
 
-impl ObjectExporter<GrpcSink> {
+impl<S: Sink> ObjectExporter<S> {
     /// The last exports before exiting: everything once more, then (with `retire`) markers
     /// for every series, all within `deadline`.
     pub async fn finish(&mut self, retire: bool, deadline: Duration) {
