@@ -30,6 +30,11 @@ pub async fn kube_client(args: &KubeArgs) -> Result<Client, Error> {
             ))
         })?,
     };
+    let mut config = config;
+    // A request that receives nothing for this long fails instead of hanging: what makes a
+    // hanging API server connection visible (crate::health).
+    config.read_timeout = Some(crate::health::READ_TIMEOUT);
+    config.reset_reader_on_write = true;
     Client::try_from(config).map_err(|e| Error::Kube(format!("cannot build the client: {e}")))
 }
 

@@ -16,6 +16,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use crate::conditions::Condition;
 use crate::resource::ResourceId;
 use crate::seinode::{ConditionStatus, Verdict};
@@ -99,6 +101,9 @@ pub struct ConditionIndex {
     /// Keys applied or deleted since the last [`Self::take_changed`]. Bounded by the
     /// objects that exist or existed between two exports.
     changed: HashSet<ObjectKey>,
+    /// Objects whose status stopped decoding, since when. Their last state is kept for
+    /// [`crate::health::BLIND_AFTER`], then withdrawn ([`Self::withdrawn`]).
+    undecodable: HashMap<ObjectKey, Instant>,
 }
 
 impl ConditionIndex {
@@ -159,8 +164,41 @@ impl ConditionIndex {
         }
     }
 
+    /// The object's status could not be decoded at `now`; its last state stays until
+    /// [`Self::withdrawn`] says otherwise.
+    pub fn mark_undecodable(&mut self, key: &ObjectKey, now: Instant) {
+        self.undecodable.entry(key.clone()).or_insert(now);
+    }
+
+    /// The object decoded again: its series come back with the next export.
+    pub fn clear_undecodable(&mut self, key: &ObjectKey) {
+        if self.undecodable.remove(key).is_some() {
+            self.changed.insert(key.clone());
+        }
+    }
+
+    /// Whether an object has been undecodable for [`crate::health::BLIND_AFTER`]: its old
+    /// verdict is no longer exported.
+    pub fn withdrawn(&self, key: &ObjectKey, now: Instant) -> bool {
+        self.undecodable.get(key).is_some_and(|since| {
+            now.saturating_duration_since(*since) >= crate::health::BLIND_AFTER
+        })
+    }
+
+    /// Undecodable objects per resource (indexed by [`ResourceId`]).
+    pub fn count_undecodable_by_resource(&self, resources: usize) -> Vec<u64> {
+        let mut counts = vec![0; resources];
+        for key in self.undecodable.keys() {
+            if let Some(n) = counts.get_mut(key.resource.0 as usize) {
+                *n += 1;
+            }
+        }
+        counts
+    }
+
     /// Forgets an object (deleted).
     pub fn delete(&mut self, key: &ObjectKey) -> Change {
+        self.undecodable.remove(key);
         match self.objects.remove_entry(key) {
             Some((key, _)) => {
                 self.changed.insert(key);

@@ -36,6 +36,7 @@ pub mod conditions;
 pub mod config;
 mod error;
 pub mod export;
+pub mod health;
 pub mod index;
 pub mod lease;
 pub mod memory;
@@ -55,13 +56,15 @@ use tracing::{error, info, warn};
 pub use error::Error;
 
 use crate::config::{CheckArgs, RunArgs};
-use crate::export::ExportStage;
+use crate::export::{ExportStage, FinalExport};
 use crate::state::Shared;
 use crate::watch::WatchConfig;
 
-/// How long the final exports may take after SIGTERM: well inside Kubernetes' default
-/// 30-second grace period, leaving room for the self-metrics' own final flush.
+/// How long the final object export may take after SIGTERM.
 pub const FINAL_EXPORT_DEADLINE: Duration = Duration::from_secs(15);
+/// The whole shutdown after SIGTERM (lease hand-over, final object export, the
+/// self-metrics' final export): inside Kubernetes' default 30-second grace period.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(25);
 
 /// Runs the watcher until `shutdown` completes, then exports once more and shuts the
 /// meter provider down. Returns an error only for what prevents starting.
@@ -77,6 +80,7 @@ pub async fn run(
         cluster_name,
         admin_addr,
         max_series,
+        leader,
         ..
     } = &args;
     let export_config = args.export_config(&|var| std::env::var(var).ok())?;
@@ -99,15 +103,35 @@ pub async fn run(
     let listener = admin::bind(*admin_addr).await?;
 
     let shared = Arc::new(Shared::new(&watch_config.resources));
-    let resource = telemetry::resource(
-        service_name,
-        instance_id.as_deref(),
-        cluster_name.as_deref(),
-    );
+    let identity = telemetry::instance(instance_id.as_deref());
+    let resource = telemetry::resource(service_name, Some(&identity), cluster_name.as_deref());
     let ExportStage {
         mut objects,
         self_metrics,
     } = ExportStage::new(&export_config, resource, channel, shared.clone())?;
+    let mut elector = if leader.leader_elect {
+        let namespace = lease::namespace(leader)?;
+        // Standby until the Lease is won.
+        shared.set_leader(false);
+        // Every replica exports object series under the Lease's name: a failover continues
+        // the same series.
+        objects.set_instance(&leader.leader_election_id);
+        info!(
+            lease = %leader.leader_election_id,
+            %namespace,
+            identity = %identity,
+            "leader election on: only the replica holding the lease exports object series"
+        );
+        Some(lease::Elector::new(
+            client.clone(),
+            &namespace,
+            &leader.leader_election_id,
+            &identity,
+            shared.clone(),
+        ))
+    } else {
+        None
+    };
     self_metrics.flush_soon();
     let resources: Vec<String> = watch_config.resources.iter().map(|r| r.label()).collect();
     info!(
@@ -132,24 +156,61 @@ pub async fn run(
         objects.run(interval, stopped(stop_rx)).await;
         objects
     });
+    let election = async {
+        match elector.as_mut() {
+            Some(elector) => elector.run().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = watch::run(client, watch_config, shared.clone()) => error!("the watch ended unexpectedly"),
         _ = admin::serve(listener, shared.clone()) => error!("the admin server ended unexpectedly"),
+        _ = election => error!("the leader election ended unexpectedly"),
         _ = shutdown => info!("shutdown requested: exporting once more"),
     }
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
     let _ = stop_tx.send(true);
-    match exporting.await {
+    // The exporter has stopped before the Lease is released: nothing is sent after a
+    // successor may have started. An export in flight finishes first (bounded by the
+    // export timeout).
+    let exporter = match tokio::time::timeout_at(deadline, exporting).await {
+        Ok(joined) => joined,
+        Err(_) => {
+            error!("the export in flight did not end within the shutdown deadline; exiting without the final export");
+            return Ok(());
+        }
+    };
+    let last = match elector.as_mut() {
+        Some(elector) if shared.is_leader() => {
+            if elector.hand_over().await {
+                FinalExport::Nothing
+            } else if export_config.stale_on_shutdown {
+                FinalExport::Retire
+            } else {
+                FinalExport::Full
+            }
+        }
+        Some(_) => FinalExport::Nothing,
+        None if export_config.stale_on_shutdown => FinalExport::Retire,
+        None => FinalExport::Full,
+    };
+    match exporter {
         Ok(mut objects) => {
-            objects
-                .finish(export_config.stale_on_shutdown, FINAL_EXPORT_DEADLINE)
-                .await
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            objects.finish(last, FINAL_EXPORT_DEADLINE.min(left)).await
         }
         Err(e) => error!("the object exporter failed: {e}"),
     }
-    match tokio::task::spawn_blocking(move || self_metrics.shutdown_blocking()).await {
-        Ok(Ok(())) => info!("final export done; exiting"),
-        Ok(Err(e)) => error!("final export of the self-metrics failed: {e}; exiting anyway"),
-        Err(e) => error!("final export task failed: {e}; exiting anyway"),
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let sdk = tokio::task::spawn_blocking(move || self_metrics.shutdown_blocking());
+    match tokio::time::timeout(left, sdk).await {
+        Ok(Ok(Ok(()))) => info!("final export done; exiting"),
+        Ok(Ok(Err(e))) => error!("final export of the self-metrics failed: {e}; exiting anyway"),
+        Ok(Err(e)) => error!("final export task failed: {e}; exiting anyway"),
+        Err(_) => error!(
+            ?SHUTDOWN_DEADLINE,
+            "the self-metrics' final export did not finish within the shutdown deadline; exiting without it"
+        ),
     }
     Ok(())
 }

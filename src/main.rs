@@ -5,8 +5,25 @@ use std::process::ExitCode;
 use clap::Parser;
 use sei_condition_watcher::config::{Cli, Command, LogFormat};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(async_main());
+    // Dropping a runtime waits for every blocking task (an SDK export stuck on a hanging
+    // collector would hold the exit past the shutdown deadline): give them a second.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+async fn async_main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check(args)) => {

@@ -3,11 +3,13 @@
 //! readiness flags. Nothing flows back from the export stage: it only reads.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use crate::index::ConditionIndex;
+use crate::health::Health;
+use crate::index::{ConditionIndex, Scope};
 use crate::resource::{ResourceId, ResourceSpec, WatchedResource};
 use crate::stats::Stats;
 
@@ -29,6 +31,11 @@ pub struct Shared {
     unsynced_resources: AtomicUsize,
     /// Set once the export stage is built.
     exporter_ready: AtomicBool,
+    /// Whether each watch can vouch for the index (see [`crate::health`]).
+    health: Mutex<Health>,
+    /// Whether this replica exports object series: always without leader election, else
+    /// while it holds the Lease ([`crate::lease`]).
+    leader: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -41,7 +48,49 @@ impl Shared {
             changed: Notify::new(),
             unsynced_resources: AtomicUsize::new(specs.len()),
             exporter_ready: AtomicBool::new(false),
+            health: Mutex::new(Health::default()),
+            leader: tokio::sync::watch::Sender::new(true),
         }
+    }
+
+    /// A watch of `resource` failed.
+    pub fn watch_failed(&self, resource: ResourceId, scope: &Scope) {
+        self.health().error(resource, scope, Instant::now());
+    }
+
+    /// A watch of `resource` delivered an event.
+    pub fn watch_ok(&self, resource: ResourceId, scope: &Scope) {
+        self.health().ok(resource, scope);
+    }
+
+    /// Which resources are blind now, by [`ResourceId`].
+    pub fn blind_resources(&self) -> Vec<bool> {
+        let n = self.stats.resources.len();
+        self.health().blind_resources(n, Instant::now())
+    }
+
+    /// Whether any resource is blind now.
+    pub fn any_blind(&self) -> bool {
+        self.blind_resources().into_iter().any(|b| b)
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Records whether this replica leads; returns whether that changed.
+    pub fn set_leader(&self, leader: bool) -> bool {
+        self.leader
+            .send_if_modified(|l| std::mem::replace(l, leader) != leader)
+    }
+
+    /// Follows leadership changes.
+    pub fn leadership(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.leader.subscribe()
     }
 
     /// Reads the index. A poisoned lock means a panic while the index was being changed;

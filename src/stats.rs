@@ -51,13 +51,14 @@ impl<const N: usize> LabeledCounter<N> {
 /// Kinds of watch events, as the `event` label.
 pub const WATCH_EVENTS: [&str; 5] = ["apply", "delete", "init", "init_apply", "init_done"];
 /// Kinds of watch errors, as the `kind` label (see [`crate::watch::classify`]).
-pub const WATCH_ERRORS: [&str; 8] = [
+pub const WATCH_ERRORS: [&str; 9] = [
     "crd_missing",
     "forbidden",
     "unauthorized",
     "expired",
     "connect",
     "streaming_refused",
+    "bad_request",
     "family_conflict",
     "other",
 ];
@@ -87,7 +88,7 @@ pub struct ResourceStats {
     pub watch_events: LabeledCounter<5>,
     /// Watch stream errors by kind: a CRD that is missing, RBAC refusals, expired
     /// resourceVersions, connection failures.
-    pub watch_errors: LabeledCounter<8>,
+    pub watch_errors: LabeledCounter<9>,
     /// Objects or conditions skipped because they could not be read, by kind.
     pub decode_errors: LabeledCounter<9>,
     /// Unix seconds of the last completed (re)list; 0 before the first one.

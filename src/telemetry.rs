@@ -52,16 +52,7 @@ pub fn resource(
     instance_id: Option<&str>,
     cluster_name: Option<&str>,
 ) -> Resource {
-    let instance = instance_id
-        .map(str::to_owned)
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "sei-condition-watcher".to_owned());
+    let instance = instance(instance_id);
     let mut attributes = vec![
         KeyValue::new("service.instance.id", instance),
         KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
@@ -73,4 +64,19 @@ pub fn resource(
         .with_service_name(service_name.to_owned())
         .with_attributes(attributes)
         .build()
+}
+
+/// This replica's name: `--instance-id` ($POD_NAME), else the host name.
+pub fn instance(instance_id: Option<&str>) -> String {
+    instance_id
+        .map(str::to_owned)
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sei-condition-watcher".to_owned())
 }

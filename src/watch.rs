@@ -139,9 +139,12 @@ impl WatchConfig {
     }
 
     pub fn watcher_config(&self, strategy: ListStrategy) -> watcher::Config {
+        // A short server-side timeout re-establishes quiet watches often, so that a
+        // connection that hangs fails within the client's read timeout (crate::health).
+        let base = watcher::Config::default().timeout(crate::health::WATCH_TIMEOUT_SECS);
         let config = match strategy {
-            ListStrategy::Stream => watcher::Config::default().streaming_lists(),
-            ListStrategy::Paged => watcher::Config::default().page_size(LIST_PAGE_SIZE),
+            ListStrategy::Stream => base.streaming_lists(),
+            ListStrategy::Paged => base.page_size(LIST_PAGE_SIZE),
         };
         match &self.label_selector {
             Some(selector) => config.labels(selector),
@@ -385,11 +388,9 @@ where
         match item {
             Ok(event) => handler.handle_event(event),
             Err(error) => {
-                if streaming && !handler.synced_once {
-                    if let Some(code @ (400 | 422)) = status_code(&error) {
-                        handler.stats().watch_errors.inc("streaming_refused");
-                        return Ended::StreamingRefused(code);
-                    }
+                if streaming && !handler.synced_once && classify(&error) == "streaming_refused" {
+                    handler.stats().watch_errors.inc("streaming_refused");
+                    return Ended::StreamingRefused(status_code(&error).unwrap_or(400));
                 }
                 handler.handle_error(&error)
             }
@@ -441,6 +442,7 @@ impl ScopeHandler {
     }
 
     fn handle_event(&mut self, event: Event<ObjectView>) {
+        self.shared.watch_ok(self.id, &self.scope);
         match event {
             Event::Apply(object) => {
                 self.stats().watch_events.inc("apply");
@@ -523,8 +525,12 @@ impl ScopeHandler {
         let key = index.key(self.id, namespace, name);
         index.touch(&self.scope, &key);
         let decoded = match conditions {
-            Ok(decoded) => decoded,
+            Ok(decoded) => {
+                index.clear_undecodable(&key);
+                decoded
+            }
             Err(error) => {
+                index.mark_undecodable(&key, tokio::time::Instant::now());
                 drop(index);
                 self.stats().decode_errors.inc(error.kind());
                 self.decode_warning(
@@ -532,9 +538,10 @@ impl ScopeHandler {
                     name,
                     format_args!(
                         "skipping {} {namespace}/{name} whose status cannot be read ({error}); its \
-                         last known conditions are kept; fix the object's status or the controller \
-                         that wrote it",
-                        self.resource.api.kind
+                         last known conditions are kept for {}s, then withdrawn; fix the object's \
+                         status or the controller that wrote it",
+                        self.resource.api.kind,
+                        crate::health::BLIND_AFTER.as_secs()
                     ),
                 );
                 return;
@@ -613,6 +620,7 @@ impl ScopeHandler {
     fn handle_error(&mut self, error: &watcher::Error) {
         let kind = classify(error);
         self.stats().watch_errors.inc(kind);
+        self.shared.watch_failed(self.id, &self.scope);
         if kind == "crd_missing" && !self.synced_once {
             // Definitely nothing to watch yet: do not hold /readyz back for it.
             self.readiness.not_served();
@@ -644,6 +652,17 @@ impl ScopeHandler {
     }
 }
 
+/// The API server's message of a watch error, or the error itself.
+fn status_message(error: &watcher::Error) -> String {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.message.clone(),
+        watcher::Error::WatchError(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The API status code of a watch error, if the API server answered with one.
 fn status_code(error: &watcher::Error) -> Option<u16> {
     match error {
@@ -658,6 +677,8 @@ fn status_code(error: &watcher::Error) -> Option<u16> {
 /// A fixed label value for a watch error (see [`crate::stats::WATCH_ERRORS`]).
 pub fn classify(error: &watcher::Error) -> &'static str {
     match (status_code(error), error) {
+        (Some(400 | 422), _) if refuses_streaming(error) => "streaming_refused",
+        (Some(400 | 422), _) => "bad_request",
         (Some(404), _) => "crd_missing",
         (Some(403), _) => "forbidden",
         (Some(401), _) => "unauthorized",
@@ -672,9 +693,31 @@ pub fn classify(error: &watcher::Error) -> &'static str {
     }
 }
 
+/// Whether a 400/422 refuses the streaming list itself (WatchList off: the server rejects
+/// `sendInitialEvents`/`resourceVersionMatch`), rather than something else in the request
+/// such as a label selector it cannot parse.
+fn refuses_streaming(error: &watcher::Error) -> bool {
+    let message = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => &status.message,
+        watcher::Error::WatchError(status) => &status.message,
+        _ => return false,
+    };
+    let message = message.to_ascii_lowercase();
+    ["sendinitialevents", "resourceversionmatch", "watchlist"]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
 /// One line for an operator: what is wrong and what to do.
 fn explain(kind: &str, resource: &str, error: &watcher::Error) -> String {
     match kind {
+        "bad_request" => format!(
+            "the API server refused the list/watch of {resource} as invalid: {}; check \
+             -l/--label-selector (kubectl -l syntax, e.g. app=sei,tier!=test)",
+            status_message(error)
+        ),
         "crd_missing" => format!(
             "the API server does not serve {resource}: its CRD is not installed (install it; the \
              watcher starts exporting as soon as it appears; the other resources are not held back)"
@@ -1022,6 +1065,15 @@ mod tests {
         })))
     }
 
+    /// What the API server answers to `-l 'app in sei'` (a selector it cannot parse).
+    fn invalid(code: u16) -> watcher::Error {
+        watcher::Error::WatchStartFailed(kube::Error::Api(Box::new(Status {
+            code,
+            message: "unable to parse requirement: found 'sei', expected: '('".into(),
+            ..Status::default()
+        })))
+    }
+
     #[tokio::test]
     async fn a_refused_streaming_list_ends_the_watch_for_the_fallback() {
         for code in [400, 422] {
@@ -1042,19 +1094,28 @@ mod tests {
     async fn other_errors_and_paged_watches_never_fall_back() {
         // Paged: a 422 is an ordinary error, retried.
         let (ended, shared) = run_watch(
-            vec![Err(refused(422)), Ok(Event::Init), Ok(Event::InitDone)],
+            vec![Err(invalid(422)), Ok(Event::Init), Ok(Event::InitDone)],
             false,
         )
         .await;
         assert_eq!(ended, Ended::StreamEnded);
-        assert_eq!(
-            shared
-                .stats
-                .resource(ResourceId(0))
-                .watch_errors
-                .get("streaming_refused"),
-            0
-        );
+        let errors = &shared.stats.resource(ResourceId(0)).watch_errors;
+        assert_eq!(errors.get("streaming_refused"), 0);
+        assert_eq!(errors.get("bad_request"), 1);
+        // Streaming, before sync, a 400 about the label selector: a bad request, not a
+        // refused streaming list; retried as it is, never "fallen back" from.
+        let (ended, shared) = run_watch(
+            vec![Err(invalid(400)), Ok(Event::Init), Ok(Event::InitDone)],
+            true,
+        )
+        .await;
+        assert_eq!(ended, Ended::StreamEnded);
+        let errors = &shared.stats.resource(ResourceId(0)).watch_errors;
+        assert_eq!(errors.get("streaming_refused"), 0);
+        assert_eq!(errors.get("bad_request"), 1);
+        let line = explain("bad_request", "seinodes.sei.io", &invalid(400));
+        assert!(line.contains("--label-selector"), "{line}");
+        assert!(line.contains("unable to parse requirement"), "{line}");
         // Streaming, after the first sync: the server did stream, so a later 400 is not a refusal.
         let (ended, _) = run_watch(
             vec![Ok(Event::Init), Ok(Event::InitDone), Err(refused(400))],

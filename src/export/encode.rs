@@ -60,6 +60,23 @@ pub struct Encoder {
 const ENVELOPE_BYTES: usize = 16 * 1024;
 
 impl Encoder {
+    /// Replaces the `service.instance.id` resource attribute (the `instance` label): under
+    /// leader election every replica exports object series as the Lease's name, so that a
+    /// failover continues the same series.
+    pub fn set_instance(&mut self, instance: &str) {
+        use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+        self.resource
+            .attributes
+            .retain(|kv| kv.key != "service.instance.id");
+        self.resource.attributes.push(KeyValue {
+            key: "service.instance.id".into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(instance.to_owned())),
+            }),
+            ..Default::default()
+        });
+    }
+
     /// Encodes `updates` at time `now_nanos` into as few requests as the budget allows
     /// (all at once: for tests and small exports; the exporter streams with [`Chunker`]).
     pub fn encode(&self, updates: &[ObjectUpdate<'_>], now_nanos: u64) -> Vec<Chunk> {

@@ -38,7 +38,7 @@ use opentelemetry_sdk::Resource;
 use tonic::transport::Channel;
 
 pub use channel::{build_channel, export_hint};
-pub use objects::{ExportKind, ObjectExporter, DEBOUNCE};
+pub use objects::{ExportKind, FinalExport, ObjectExporter, DEBOUNCE};
 pub use sink::GrpcSink;
 pub use selfmetrics::SelfMetrics;
 
@@ -62,6 +62,9 @@ pub mod names {
     pub const EXPORT_ERRORS: &str = "sei_condition_watcher_export_errors_total";
     pub const STALENESS_MARKERS: &str = "sei_condition_watcher_staleness_markers_total";
     pub const LAST_LIST: &str = "sei_condition_watcher_last_list_timestamp_seconds";
+    pub const LEADER: &str = "sei_condition_watcher_leader";
+    pub const RESOURCE_BLIND: &str = "sei_condition_watcher_resource_blind";
+    pub const UNDECODABLE: &str = "sei_condition_watcher_undecodable_objects";
 
     /// The object families of the default resources, as they arrive in Prometheus.
     pub const SEI_FAMILIES: [&str; 12] = [
@@ -81,7 +84,7 @@ pub mod names {
 
     /// Every metric the watcher exports with the default resources (docs/metrics.md
     /// documents each; tests/docs.rs checks).
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 16] = [
         READY,
         STATUS,
         LAST_TRANSITION,
@@ -95,6 +98,9 @@ pub mod names {
         EXPORT_ERRORS,
         STALENESS_MARKERS,
         LAST_LIST,
+        LEADER,
+        RESOURCE_BLIND,
+        UNDECODABLE,
     ];
 }
 

@@ -12,6 +12,15 @@
 //!                 delivered[key] = now, for the chunks that were accepted ◀──────┘
 //! ```
 //!
+//! Only the leader sends ([`Shared::is_leader`]; always, without leader election). A standby
+//! runs the same exports *dry*: it records what it would have delivered without sending, so
+//! that when it takes over, its first full export marks stale whatever changed while the
+//! old leader was exporting (as far as this replica saw it).
+//!
+//! A resource whose watch is blind ([`crate::health`]) and an object that has been
+//! undecodable for [`crate::health::BLIND_AFTER`] are exported as absent: markers once, then
+//! nothing until they are current again.
+//!
 //! Nothing is journaled: a deletion, a reason change or a condition that went away is the
 //! difference between the series of the state last delivered and the current one. A chunk
 //! the collector refused changes nothing in `delivered`, so the next export computes the
@@ -22,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::encode::{Encoder, ObjectUpdate};
 use super::failures::FailureLog;
@@ -34,6 +43,10 @@ use crate::state::Shared;
 /// window share one export, so a burst of 1,000 flips costs a few exports; short enough
 /// that a flip is exported well within the 1 s budget.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Prometheus' default lookback: a series not written for this long is no longer seen, so
+/// a standby need not remember older states than this.
+pub const LOOKBACK: Duration = Duration::from_secs(5 * 60);
 
 /// What an export sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +96,10 @@ pub struct ObjectExporter<S> {
     delivered: HashMap<ObjectKey, Arc<ObjectState>>,
     /// Keys of refused change exports, sent again with the next one.
     retry: HashSet<ObjectKey>,
+    /// On a standby: the states each object had before its last changes, for
+    /// [`LOOKBACK`]. The leader may have exported any of them, so a takeover marks the
+    /// series of all of them that are not current.
+    recent: HashMap<ObjectKey, Vec<(tokio::time::Instant, Arc<ObjectState>)>>,
     failures: Arc<FailureLog<4>>,
 }
 
@@ -99,8 +116,14 @@ impl<S: Sink> ObjectExporter<S> {
             encoder,
             delivered: HashMap::new(),
             retry: HashSet::new(),
+            recent: HashMap::new(),
             failures,
         }
+    }
+
+    /// Object series go out as `instance` (see [`super::encode::Encoder::set_instance`]).
+    pub fn set_instance(&mut self, instance: &str) {
+        self.encoder.set_instance(instance);
     }
 
     /// Objects whose series were delivered.
@@ -118,10 +141,22 @@ impl<S: Sink> ObjectExporter<S> {
         let mut periodic =
             tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut leadership = self.shared.leadership();
+        leadership.mark_unchanged();
         loop {
             tokio::select! {
                 biased;
                 _ = &mut shutdown => return,
+                Ok(()) = leadership.changed() => {
+                    // Taking over: send everything at once, with markers for what changed
+                    // since the old leader's last export (as this replica saw it).
+                    if *leadership.borrow_and_update() {
+                        info!("leading: exporting every object series");
+                        self.export(ExportKind::Full).await;
+                    } else {
+                        info!("no longer leading: object series are left to the new leader");
+                    }
+                }
                 _ = periodic.tick() => {
                     self.export(ExportKind::Full).await;
                     // The encoded requests are freed by now: give the pages back.
@@ -142,6 +177,10 @@ impl<S: Sink> ObjectExporter<S> {
     /// by later exports.
     pub async fn export(&mut self, kind: ExportKind) -> Report {
         let targets = self.targets(kind);
+        if kind != ExportKind::Retire && !self.shared.is_leader() {
+            self.shadow(targets);
+            return Report::default();
+        }
         let resources = self.shared.resources();
         // Per target: the state to remember once delivered, and how many values it sends.
         let mut outcomes: Vec<(Option<Arc<ObjectState>>, usize)> =
@@ -163,7 +202,7 @@ impl<S: Sink> ObjectExporter<S> {
                 (ExportKind::Retire, _) | (_, None) => Vec::new(),
                 (_, Some(state)) => series_of(state, resource.is_seinode),
             };
-            let stale = match self.delivered.get(key) {
+            let mut stale = match self.delivered.get(key) {
                 Some(old)
                     if now.as_ref().is_some_and(|n| Arc::ptr_eq(n, old))
                         && kind != ExportKind::Retire =>
@@ -173,6 +212,14 @@ impl<S: Sink> ObjectExporter<S> {
                 Some(old) => vanished(&series_of(old, resource.is_seinode), &values),
                 None => Vec::new(),
             };
+            // After a takeover: whatever the old leader may have sent and is not current.
+            if let Some(states) = self.recent.get(key) {
+                for (_, old) in states {
+                    stale.extend(vanished(&series_of(old, resource.is_seinode), &values));
+                }
+                stale.sort();
+                stale.dedup();
+            }
             let remember = if kind == ExportKind::Retire {
                 None
             } else {
@@ -205,6 +252,7 @@ impl<S: Sink> ObjectExporter<S> {
                 }
                 continue;
             }
+            self.recent.remove(key);
             match state {
                 Some(state) => {
                     self.delivered.insert(key.clone(), state);
@@ -234,6 +282,28 @@ impl<S: Sink> ObjectExporter<S> {
             .fetch_add(report.markers as u64, std::sync::atomic::Ordering::Relaxed);
         debug!(kind = kind.as_str(), ?report, "exported object series");
         report
+    }
+
+    /// A standby's dry export: records what the leader was sent (as far as this replica
+    /// sees) and the states the leader may still have out there.
+    fn shadow(&mut self, targets: Vec<(ObjectKey, Option<Arc<ObjectState>>)>) {
+        let now = tokio::time::Instant::now();
+        for (key, state) in targets {
+            let old = match &state {
+                Some(state) => self.delivered.insert(key.clone(), state.clone()),
+                None => self.delivered.remove(&key),
+            };
+            match (old, &state) {
+                (Some(old), Some(new)) if Arc::ptr_eq(&old, new) => {}
+                (Some(old), _) => self.recent.entry(key).or_default().push((now, old)),
+                (None, _) => {}
+            }
+        }
+        self.recent.retain(|_, states| {
+            states.retain(|(at, _)| now.saturating_duration_since(*at) < LOOKBACK);
+            !states.is_empty()
+        });
+        self.retry.clear();
     }
 
     /// Sends one request and accounts for it: delivered values and markers, or a refusal
@@ -269,6 +339,24 @@ impl<S: Sink> ObjectExporter<S> {
 
     /// The objects an export covers, with their current state (`None`: gone).
     fn targets(&mut self, kind: ExportKind) -> Vec<(ObjectKey, Option<Arc<ObjectState>>)> {
+        let blind = self.shared.blind_resources();
+        let now = tokio::time::Instant::now();
+        let mut targets = self.collect_targets(kind);
+        if kind != ExportKind::Retire {
+            let index = self.shared.index();
+            for (key, state) in &mut targets {
+                let withdrawn = blind.get(key.resource.0 as usize).copied().unwrap_or(false)
+                    || index.withdrawn(key, now);
+                if withdrawn {
+                    *state = None;
+                }
+            }
+        }
+        targets
+    }
+
+    /// The objects an export covers, as the index has them.
+    fn collect_targets(&mut self, kind: ExportKind) -> Vec<(ObjectKey, Option<Arc<ObjectState>>)> {
         match kind {
             ExportKind::Full => {
                 let snapshot = {
@@ -279,12 +367,21 @@ impl<S: Sink> ObjectExporter<S> {
                 };
                 self.retry.clear();
                 let present: HashSet<&ObjectKey> = snapshot.iter().map(|(k, _)| k).collect();
-                let gone: Vec<ObjectKey> = self
+                let mut gone: Vec<ObjectKey> = self
                     .delivered
                     .keys()
+                    .chain(self.recent.keys())
                     .filter(|k| !present.contains(k))
                     .cloned()
                     .collect();
+                gone.sort_by(|a, b| {
+                    (a.resource.0, &a.namespace, &a.name).cmp(&(
+                        b.resource.0,
+                        &b.namespace,
+                        &b.name,
+                    ))
+                });
+                gone.dedup();
                 snapshot
                     .into_iter()
                     .map(|(k, s)| (k, Some(s)))
@@ -308,24 +405,51 @@ impl<S: Sink> ObjectExporter<S> {
 }
 
 impl<S: Sink> ObjectExporter<S> {
-    /// The last exports before exiting: everything once more, then (with `retire`) markers
-    /// for every series, all within `deadline`.
-    pub async fn finish(&mut self, retire: bool, deadline: Duration) {
-        let last = async {
-            if retire {
-                self.export(ExportKind::Retire).await
-            } else {
-                self.export(ExportKind::Full).await
-            }
+    /// The last export before exiting, within `deadline`.
+    pub async fn finish(&mut self, last: FinalExport, deadline: Duration) {
+        let kind = match last {
+            FinalExport::Nothing => return,
+            FinalExport::Full => ExportKind::Full,
+            FinalExport::Retire => ExportKind::Retire,
         };
-        if tokio::time::timeout(deadline, last).await.is_err() {
-            warn!(
+        let objects = self.delivered.len();
+        let what = match kind {
+            ExportKind::Retire => "the staleness markers",
+            _ => "the last values",
+        };
+        match tokio::time::timeout(deadline, self.export(kind)).await {
+            Err(_) => warn!(
                 ?deadline,
-                "the final export did not finish in time; exiting without it (series not \
-                 marked stale go stale in Prometheus after its 5-minute lookback)"
-            );
+                kind = kind.as_str(),
+                objects,
+                "the final export did not finish in time: {what} of up to {objects} objects were \
+                 not sent; exiting without them (series not marked stale go stale in \
+                 Prometheus after its 5-minute lookback)"
+            ),
+            Ok(report) if report.failed_requests > 0 => warn!(
+                kind = kind.as_str(),
+                failed_requests = report.failed_requests,
+                objects,
+                "the final export failed: {what} of some of {objects} objects were not sent \
+                 ({} of {} requests refused or timed out); exiting without them (series not \
+                 marked stale go stale in Prometheus after its 5-minute lookback)",
+                report.failed_requests,
+                report.requests
+            ),
+            Ok(_) => {}
         }
     }
+}
+
+/// What the last export before exiting sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalExport {
+    /// Nothing: a standby, or a leader that handed the series over to a successor.
+    Nothing,
+    /// Every value once more; the series linger in Prometheus for its lookback.
+    Full,
+    /// Staleness markers for every delivered series.
+    Retire,
 }
 
 fn status_text(status: &tonic::Status) -> String {

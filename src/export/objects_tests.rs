@@ -582,3 +582,193 @@ async fn a_burst_of_changes_costs_a_few_exports_and_a_lone_change_leaves_at_once
     let _ = stop_tx.send(true);
     let _ = task.await;
 }
+
+/// A sink that changes the index while a request is in flight: the object goes back to
+/// `A` after the export collected `B` and before that export is done.
+struct FlipDuringSend {
+    shared: Arc<Shared>,
+    inner: Recorder,
+    flipped: bool,
+}
+
+impl Sink for FlipDuringSend {
+    async fn send(&mut self, request: ExportMetricsServiceRequest) -> Result<(), tonic::Status> {
+        if !self.flipped {
+            self.flipped = true;
+            let mut index = self.shared.index_mut();
+            let key = index.key(ResourceId(0), "sei", "v");
+            let state = index.state(Some(2), vec![ready(True, "A")], None);
+            index.apply(key, state);
+        }
+        self.inner.send(request).await
+    }
+}
+
+fn ready(status: ConditionStatus, reason: &str) -> Condition {
+    Condition {
+        type_: "Ready".into(),
+        status,
+        reason: reason.into(),
+        since: Some(1_000),
+        observed_generation: Some(2),
+    }
+}
+
+#[tokio::test]
+async fn a_to_b_then_back_to_a_while_the_export_is_in_flight_marks_b() {
+    let h = Harness::new(1 << 20);
+    h.set(0, "v", &[("Ready", True, "A")], None);
+    let recorder = Recorder::default();
+    let mut exporter = ObjectExporter::new(
+        h.shared.clone(),
+        FlipDuringSend {
+            shared: h.shared.clone(),
+            inner: recorder.clone(),
+            flipped: true, // not yet
+        },
+        h.exporter.encoder.clone(),
+        Arc::new(crate::export::failure_log()),
+    );
+    exporter.export(ExportKind::Changes).await; // delivers A
+    h.set(0, "v", &[("Ready", False, "B")], None); // A -> B before the collection
+    exporter.sink.flipped = false; // B -> A while the next export is being sent
+    exporter.export(ExportKind::Changes).await;
+    recorder.take();
+    // The export delivered B; the index holds A again: the next export, of either kind,
+    // must end B. (A journal drained after the export would have lost this marker.)
+    let report = exporter.export(ExportKind::Changes).await;
+    assert_eq!(report.markers, 1, "{report:?}");
+    let points = recorder.take().concat();
+    let marked: Vec<&Point> = points.iter().filter(|p| p.value.is_none()).collect();
+    assert_eq!(marked.len(), 1);
+    assert_eq!(marked[0].labels["reason"], "B");
+    assert!(points
+        .iter()
+        .any(|p| p.value == Some(1) && p.labels.get("reason").map(String::as_str) == Some("A")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blind_resource_is_withdrawn_until_its_watch_works_again() {
+    let mut h = Harness::new(1 << 20);
+    h.set(0, "v", &[("Ready", False, "B")], None);
+    h.set(1, "n", &[("NodesReady", True, "AllReady")], None);
+    h.exporter.export(ExportKind::Full).await;
+    h.recorder.take();
+    let scope = crate::index::Scope::AllNamespaces;
+    // SeiNode watch errors keep coming (every 60 s) for 90 s: blind.
+    h.shared.watch_failed(ResourceId(0), &scope);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    h.shared.watch_failed(ResourceId(0), &scope);
+    let report = h.exporter.export(ExportKind::Full).await;
+    assert_eq!(report.markers, 0, "60 s of failures: not blind yet");
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(h.shared.blind_resources(), [true, false, false, false]);
+    let report = h.exporter.export(ExportKind::Full).await;
+    let points = h.recorder.take().concat();
+    assert_eq!(
+        report.markers, 2,
+        "v's Ready pair and its since: {points:?}"
+    );
+    assert!(points
+        .iter()
+        .filter(|p| p.value.is_none())
+        .all(|p| p.labels["name"] == "v"));
+    assert!(
+        points
+            .iter()
+            .any(|p| p.value.is_some() && p.labels["name"] == "n"),
+        "other resources keep exporting"
+    );
+    // Still blind: nothing more about v.
+    h.exporter.export(ExportKind::Full).await;
+    let points = h.recorder.take().concat();
+    assert!(points.iter().all(|p| p.labels["name"] != "v"), "{points:?}");
+    // The watch delivers an event again: v is exported again.
+    h.shared.watch_ok(ResourceId(0), &scope);
+    h.exporter.export(ExportKind::Full).await;
+    let points = h.recorder.take().concat();
+    assert!(points
+        .iter()
+        .any(|p| p.value == Some(1) && p.labels["name"] == "v"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_undecodable_object_keeps_its_verdict_for_the_bound_then_is_withdrawn() {
+    let mut h = Harness::new(1 << 20);
+    h.set(0, "v", &[("Ready", True, "A")], None);
+    h.exporter.export(ExportKind::Full).await;
+    h.recorder.take();
+    let key = h.shared.index_mut().key(ResourceId(0), "sei", "v");
+    h.shared
+        .index_mut()
+        .mark_undecodable(&key, tokio::time::Instant::now());
+    tokio::time::advance(Duration::from_secs(89)).await;
+    let report = h.exporter.export(ExportKind::Full).await;
+    assert_eq!(
+        (report.markers, report.values),
+        (0, 2),
+        "kept within the bound"
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let report = h.exporter.export(ExportKind::Full).await;
+    assert_eq!(
+        (report.markers, report.values),
+        (2, 0),
+        "withdrawn after it"
+    );
+    assert_eq!(
+        h.shared.index().count_undecodable_by_resource(4),
+        [1, 0, 0, 0]
+    );
+    // It decodes again: back at the next export.
+    h.shared.index_mut().clear_undecodable(&key);
+    let report = h.exporter.export(ExportKind::Changes).await;
+    assert_eq!(report.values, 2);
+}
+
+#[tokio::test]
+async fn a_standby_sends_nothing_and_on_takeover_marks_what_changed_meanwhile() {
+    let mut h = Harness::new(1 << 20);
+    h.shared.set_leader(false);
+    h.set(0, "v", &[("Ready", True, "A")], None);
+    h.set(0, "gone", &[("Ready", True, "A")], None);
+    let report = h.exporter.export(ExportKind::Full).await;
+    assert_eq!(report, Report::default());
+    assert!(h.recorder.take().is_empty(), "a standby sends nothing");
+    // While standing by, v changes and `gone` is deleted (the leader sent both).
+    h.set(0, "v", &[("Ready", False, "B")], None);
+    h.delete(0, "gone");
+    h.exporter.export(ExportKind::Changes).await;
+    h.set(0, "v", &[("Ready", False, "C")], None);
+    assert!(h.recorder.take().is_empty());
+    // Takeover: everything current, and markers for every state the old leader may have
+    // exported within the lookback (it may have missed some changes this replica saw):
+    // v's A and B pairs, and the deleted object's A pair and its since series.
+    h.shared.set_leader(true);
+    let report = h.exporter.export(ExportKind::Full).await;
+    let points = h.recorder.take().concat();
+    let mut marked: Vec<(String, String)> = points
+        .iter()
+        .filter(|p| p.value.is_none())
+        .map(|p| {
+            let reason = p.labels.get("reason").cloned().unwrap_or_default();
+            (p.labels["name"].clone(), reason)
+        })
+        .collect();
+    marked.sort();
+    assert_eq!(report.markers, 4, "{points:?}");
+    assert_eq!(
+        marked,
+        [
+            ("gone".to_owned(), String::new()),
+            ("gone".to_owned(), "A".to_owned()),
+            ("v".to_owned(), "A".to_owned()),
+            ("v".to_owned(), "B".to_owned())
+        ]
+    );
+    // Said once: the next export has nothing more to mark.
+    assert_eq!(h.exporter.export(ExportKind::Full).await.markers, 0);
+    assert!(points
+        .iter()
+        .any(|p| p.value == Some(1) && p.labels.get("reason").map(String::as_str) == Some("C")));
+}

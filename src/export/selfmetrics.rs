@@ -164,6 +164,53 @@ fn register(meter: &Meter, shared: &Arc<Shared>) -> Kept {
             })
             .build(),
     ));
+    let s = shared.clone();
+    keep.push(Box::new(
+        meter
+            .u64_observable_gauge(names::LEADER)
+            .with_description(
+                "1 on the replica that exports the object series (always, without leader election), 0 on a standby",
+            )
+            .with_callback(move |o: &dyn AsyncInstrument<u64>| {
+                o.observe(u64::from(s.is_leader()), &[])
+            })
+            .build(),
+    ));
+    let s = shared.clone();
+    keep.push(Box::new(
+        meter
+            .u64_observable_gauge(names::RESOURCE_BLIND)
+            .with_description(
+                "1 while the resource's watch has failed for 90 s or more: its object series are withdrawn",
+            )
+            .with_callback(move |o: &dyn AsyncInstrument<u64>| {
+                let blind = s.blind_resources();
+                for (stats, blind) in s.stats.resources.iter().zip(blind) {
+                    o.observe(
+                        u64::from(blind),
+                        &[KeyValue::new("resource", stats.label.clone())],
+                    );
+                }
+            })
+            .build(),
+    ));
+    let s = shared.clone();
+    keep.push(Box::new(
+        meter
+            .u64_observable_gauge(names::UNDECODABLE)
+            .with_description(
+                "Objects whose status cannot be decoded now; their series are withdrawn after 90 s",
+            )
+            .with_callback(move |o: &dyn AsyncInstrument<u64>| {
+                let counts = s
+                    .index()
+                    .count_undecodable_by_resource(s.stats.resources.len());
+                for (stats, count) in s.stats.resources.iter().zip(counts) {
+                    o.observe(count, &[KeyValue::new("resource", stats.label.clone())]);
+                }
+            })
+            .build(),
+    ));
     macro_rules! per_resource_counter {
         ($name:expr, $field:ident, $description:expr) => {{
             let s = shared.clone();

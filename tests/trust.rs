@@ -1,0 +1,686 @@
+//! A signal you can trust (issue 11), on the local stack with the shipped rules:
+//!
+//! - two replicas with leader election: the leader's API access hangs while a validator's
+//!   signing key breaks, and the page still arrives; then the new leader is killed
+//!   (SIGKILL) while the alert fires: the other replica continues the same series, the
+//!   alert keeps its `activeAt`, and Alertmanager sends no second page and no resolution;
+//!   then a leader stopped with SIGTERM hands the lease over at once;
+//! - one replica whose API access hangs withdraws its series and says it is blind;
+//! - a bad label selector is one clear line, not "streaming lists refused";
+//! - SIGTERM with a hanging collector exits within the shutdown deadline, saying what was
+//!   not sent; SIGTERM with 50,000 series marks every one stale within the deadline.
+//!
+//! The hanging API server and collector are a FAKE: a TCP proxy in front of the real one
+//! that stops forwarding on request (the real components cannot be made to hang).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// The lease timings the watcher uses (src/lease.rs) and the default export interval.
+const LEASE: Duration = Duration::from_secs(15);
+const RETRY: Duration = Duration::from_secs(2);
+const INTERVAL: Duration = Duration::from_secs(15);
+/// The longest gap between two samples of a series across a SIGKILL failover, as
+/// documented in docs/architecture.md: the dead leader's last periodic export can be one
+/// interval old, the standby waits one lease duration after it last saw the lease renewed
+/// (it looks every retry period, and the leader renewed up to a retry period before dying),
+/// then exports at once.
+const FAILOVER_GAP: Duration = Duration::from_secs(15 + 15 + 2 * 2 + 1);
+const PAGE: &str = "SeiNodeSigningKeyNotReady";
+
+/// A FAKE fault: a TCP proxy in front of the API server that can be told to hang (stop
+/// forwarding in both directions and keep every connection open), which the real API
+/// server cannot be made to do.
+struct FakeHangingProxy {
+    port: u16,
+    hang: Arc<AtomicBool>,
+}
+
+impl FakeHangingProxy {
+    fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hang = Arc::new(AtomicBool::new(false));
+        let h = hang.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let hang = h.clone();
+                std::thread::spawn(move || {
+                    if hang.load(Ordering::SeqCst) {
+                        // Accept and never answer.
+                        hold(client, &hang);
+                        return;
+                    }
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        return;
+                    };
+                    let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let h2 = hang.clone();
+                    std::thread::spawn(move || pipe(c2, s2, &h2));
+                    pipe(server, client, &hang);
+                });
+            }
+        });
+        Self { port, hang }
+    }
+
+    fn set_hang(&self, hang: bool) {
+        self.hang.store(hang, Ordering::SeqCst);
+    }
+}
+
+/// Keeps a connection open without a byte while the proxy hangs, then closes it.
+fn hold(stream: TcpStream, hang: &AtomicBool) {
+    while hang.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(stream);
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, hang: &AtomicBool) {
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if hang.load(Ordering::SeqCst) {
+            // What arrived is never forwarded; the connection stays open until unhung.
+            hold(from.try_clone().unwrap(), hang);
+            break;
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+/// A kubeconfig like the stack's whose server is `port` on loopback.
+fn kubeconfig_via(stack: &Stack, port: u16, tag: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(stack.kubeconfig()).unwrap();
+    let api = stack.port("APISERVER_PORT");
+    assert!(text.contains(&format!("127.0.0.1:{api}")), "{text}");
+    let path = stack.dir.join(format!("kubeconfig-{tag}"));
+    std::fs::write(
+        &path,
+        text.replace(&format!("127.0.0.1:{api}"), &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    path
+}
+
+fn lease_holder(stack: &Stack, ns: &str, lease: &str) -> Option<String> {
+    let (ok, out, _) = stack.kubectl(
+        &[
+            "-n",
+            ns,
+            "get",
+            "lease",
+            lease,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
+    (ok && !out.trim().is_empty()).then(|| out.trim().to_owned())
+}
+
+/// A validator SeiNode whose SigningKeyReady is True, created in `ns`.
+fn validator(stack: &Stack, ns: &str) -> Value {
+    let object = fixture("current/seinode-validator.yaml");
+    stack.create_with_status(Some(ns), "seinodes", &object);
+    object
+}
+
+/// Sets SigningKeyReady of the validator to False/SigningKeyInvalid, now.
+fn break_signing_key(stack: &Stack, ns: &str, object: &Value) {
+    let name = object["metadata"]["name"].as_str().unwrap();
+    let mut status = object["status"].clone();
+    let now = jiff_now();
+    for c in status["conditions"].as_array_mut().unwrap() {
+        if c["type"] == "SigningKeyReady" {
+            c["status"] = json!("False");
+            c["reason"] = json!("SigningKeyInvalid");
+            c["message"] = json!("priv_validator_key.json is not valid JSON");
+            c["lastTransitionTime"] = json!(now);
+        }
+    }
+    stack.patch_status(Some(ns), "seinodes", name, &status);
+}
+
+fn jiff_now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap()
+        .to_string()
+}
+
+/// The webhook notifications of one alert in one namespace: (status, startsAt).
+fn notifications(stack: &Stack, ns: &str, alert: &str) -> Vec<(String, String)> {
+    let text =
+        std::fs::read_to_string(stack.dir.join("webhook/notifications.jsonl")).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let n: Value = serde_json::from_str(line).unwrap();
+        for a in n["alerts"].as_array().unwrap() {
+            if a["labels"]["namespace"] == ns && a["labels"]["alertname"] == alert {
+                out.push((
+                    a["status"].as_str().unwrap().to_owned(),
+                    a["startsAt"].as_str().unwrap_or("").to_owned(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The raw sample timestamps of a series over the last `range` (no lookback).
+fn sample_times(stack: &Stack, selector: &str, range: &str) -> Vec<f64> {
+    let body: Value = ureq::get(format!("{}/api/v1/query", stack.prometheus_url()))
+        .query("query", format!("{selector}[{range}]"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let mut times: Vec<f64> = body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["values"].as_array().unwrap().iter())
+        .map(|v| v[0].as_f64().unwrap())
+        .collect();
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times
+}
+
+fn max_gap(times: &[f64]) -> f64 {
+    times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
+}
+
+fn alert_active_at(stack: &Stack, ns: &str) -> Option<f64> {
+    let body: Value = ureq::get(format!("{}/api/v1/alerts", stack.prometheus_url()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    body["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == PAGE && a["labels"]["namespace"] == ns)
+        .and_then(|a| a["activeAt"].as_str())
+        .map(unix)
+}
+
+fn unix(t: &str) -> f64 {
+    let t: jiff::Timestamp = t.parse().unwrap();
+    t.as_millisecond() as f64 / 1000.0
+}
+
+fn replica(
+    stack: &Stack,
+    ns: &str,
+    id: &str,
+    lease: &str,
+    kubeconfig: &std::path::Path,
+) -> Watcher {
+    Watcher::start(
+        stack,
+        id,
+        &[
+            "--namespace",
+            ns,
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--export-interval",
+            "15s",
+            "--leader-elect",
+            "--leader-election-namespace",
+            ns,
+            "--leader-election-id",
+            lease,
+        ],
+    )
+}
+
+fn signing_key_false(ns: &str) -> String {
+    format!(
+        "seinode_status_condition{{namespace=\"{ns}\",type=\"SigningKeyReady\",status=\"False\"}}"
+    )
+}
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
+    let stack = Stack::get();
+    let ns = stack.namespace("trust-replicas");
+    let lease = format!("watcher-{ns}");
+    let object = validator(&stack, &ns);
+    let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+    let proxy = FakeHangingProxy::start(stack.port("APISERVER_PORT").parse().unwrap());
+    let via_proxy = kubeconfig_via(&stack, proxy.port, &ns);
+
+    // A starts first (through the proxy) and takes the lease; B stands by.
+    let mut a = replica(&stack, &ns, "replica-a", &lease, &via_proxy);
+    a.wait_ready();
+    eventually(Duration::from_secs(20), "A holds the lease", || {
+        (lease_holder(&stack, &ns, &lease).as_deref() == Some("replica-a")).then_some(())
+    });
+    let b = replica(&stack, &ns, "replica-b", &lease, &stack.kubeconfig());
+    b.wait_ready();
+    let ok = format!(
+        "seinode_status_condition{{namespace=\"{ns}\",name=\"{name}\",type=\"SigningKeyReady\",status=\"True\"}}"
+    );
+    let labels = eventually(Duration::from_secs(30), "the leader's series", || {
+        stack.query(&ok).into_iter().next().map(|(l, _)| l)
+    });
+    assert_eq!(
+        labels["instance"], lease,
+        "object series carry the lease's name, the same for every replica"
+    );
+    assert_eq!(
+        stack.query_one(&format!(
+            "sei_condition_watcher_leader{{instance=\"replica-b\"}}"
+        )),
+        Some(0.0)
+    );
+
+    // (a) A's API access hangs, and the signing key breaks: A cannot see it, B must.
+    proxy.set_hang(true);
+    let broke = Instant::now();
+    break_signing_key(&stack, &ns, &object);
+    let took_over = eventually(Duration::from_secs(60), "B takes the lease", || {
+        (lease_holder(&stack, &ns, &lease).as_deref() == Some("replica-b")).then(|| broke.elapsed())
+    });
+    eventually(Duration::from_secs(30), "the False series from B", || {
+        stack.query_one(&signing_key_false(&ns)).map(|_| ())
+    });
+    let exported = broke.elapsed();
+    // The shipped rule: terminal reason, 1 m `for`; the page must come within 5 m plus one
+    // evaluation (5 s here) of the break, as with one healthy replica.
+    let paged = eventually(
+        Duration::from_secs(5 * 60 + 5),
+        "the page reaches Alertmanager's receiver",
+        || {
+            notifications(&stack, &ns, PAGE)
+                .iter()
+                .any(|(s, _)| s == "firing")
+                .then(|| broke.elapsed())
+        },
+    );
+    assert!(
+        a.log_text().contains("could not renew the lease"),
+        "A says why it stopped: {}",
+        a.log_text()
+    );
+    report_figure(
+        &stack,
+        &format!(
+            "two replicas, leader's API access hanging: B took the lease {took_over:.1?} after the break, \
+             the False series was queryable after {exported:.1?}, the page reached the receiver after {paged:.1?}"
+        ),
+    );
+
+    // (b) A's access comes back (it stays a standby); B, now leading, is killed while the
+    // alert fires: A takes over and continues the same series.
+    proxy.set_hang(false);
+    eventually(
+        Duration::from_secs(120),
+        "A's view is healthy again",
+        || {
+            stack
+                .query_one(&format!(
+                    "max_over_time(sei_condition_watcher_leader{{instance=\"replica-a\"}}[20s])"
+                ))
+                .filter(|v| *v == 0.0)
+                .and_then(|_| a.log_text().contains("not leading").then_some(()))
+        },
+    );
+    let active_before = alert_active_at(&stack, &ns).expect("the page is active");
+    let killed_at = Instant::now();
+    let killed_unix = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    let pid = b.pid();
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let a_leads = eventually(
+        Duration::from_secs(60),
+        "A takes over from the killed B",
+        || {
+            (lease_holder(&stack, &ns, &lease).as_deref() == Some("replica-a"))
+                .then(|| killed_at.elapsed())
+        },
+    );
+    // Wait for two of A's periodic exports after the takeover, then look at raw samples.
+    std::thread::sleep(INTERVAL * 2 + Duration::from_secs(5));
+    let range = format!("{}s", (killed_at.elapsed() + INTERVAL * 3).as_secs());
+    let times = sample_times(&stack, &signing_key_false(&ns), &range);
+    let around: Vec<f64> = times
+        .iter()
+        .copied()
+        .filter(|t| *t >= killed_unix - INTERVAL.as_secs_f64() - 1.0)
+        .collect();
+    assert!(
+        around.len() >= 3,
+        "samples before and after the kill: {times:?}"
+    );
+    let gap = max_gap(&around);
+    assert!(
+        gap <= FAILOVER_GAP.as_secs_f64(),
+        "gap of {gap:.1} s in the series across the failover (documented bound {FAILOVER_GAP:?}): {times:?}"
+    );
+    let active_after = alert_active_at(&stack, &ns).expect("still active after the failover");
+    assert_eq!(
+        active_before, active_after,
+        "the alert's `for` did not restart"
+    );
+    let pages = notifications(&stack, &ns, PAGE);
+    assert!(
+        pages.iter().all(|(s, _)| s == "firing"),
+        "no resolution in between: {pages:?}"
+    );
+    let starts: std::collections::BTreeSet<&String> = pages.iter().map(|(_, s)| s).collect();
+    assert_eq!(starts.len(), 1, "one alert, paged once: {pages:?}");
+    drop(b); // reaps the killed process
+    report_figure(
+        &stack,
+        &format!(
+            "two replicas, leader SIGKILLed: the standby took the lease after {a_leads:.1?}; longest gap between \
+             samples {gap:.1} s (bound {FAILOVER_GAP:?}); the alert kept its activeAt, no second page"
+        ),
+    );
+
+    // (c) A new B stands by; A (leading) gets SIGTERM: it hands the lease over at once and
+    // sends no markers, so the series continue.
+    let mut b = replica(&stack, &ns, "replica-b2", &lease, &stack.kubeconfig());
+    b.wait_ready();
+    std::thread::sleep(RETRY * 2);
+    let stopped = Instant::now();
+    let status = a.terminate();
+    let exit = stopped.elapsed();
+    assert!(status.success(), "{status:?}\n{}", a.log_text());
+    assert!(
+        a.log_text().contains("handed the lease over"),
+        "{}",
+        a.log_text()
+    );
+    let handed = eventually(Duration::from_secs(10), "B2 leads", || {
+        (lease_holder(&stack, &ns, &lease).as_deref() == Some("replica-b2"))
+            .then(|| stopped.elapsed())
+    });
+    assert!(
+        handed < LEASE,
+        "a hand-over does not wait for the lease to expire: {handed:?}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        stack.query_one(&signing_key_false(&ns)),
+        Some(1.0),
+        "no staleness marker ended the series"
+    );
+    report_figure(
+        &stack,
+        &format!("two replicas, leader SIGTERMed: exit after {exit:.1?}, the standby led after {handed:.1?}"),
+    );
+    assert!(b.terminate().success());
+}
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn a_blind_watch_withdraws_its_series_and_says_so() {
+    let stack = Stack::get();
+    let ns = stack.namespace("trust-blind");
+    let object = validator(&stack, &ns);
+    let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+    let proxy = FakeHangingProxy::start(stack.port("APISERVER_PORT").parse().unwrap());
+    let via_proxy = kubeconfig_via(&stack, proxy.port, &ns);
+    let mut w = Watcher::start(
+        &stack,
+        &format!("{ns}-w"),
+        &[
+            "--namespace",
+            &ns,
+            "--resource",
+            "seinodes.sei.io",
+            "--kubeconfig",
+            via_proxy.to_str().unwrap(),
+            "--export-interval",
+            "15s",
+        ],
+    );
+    w.wait_ready();
+    let series = format!(
+        "seinode_status_condition{{namespace=\"{ns}\",name=\"{name}\",type=\"SigningKeyReady\"}}"
+    );
+    eventually(Duration::from_secs(30), "the series", || {
+        stack.query_one(&series).map(|_| ())
+    });
+    let blind = format!(
+        "sei_condition_watcher_resource_blind{{instance=\"{ns}-w\",resource=\"seinodes.sei.io\"}}"
+    );
+    eventually(Duration::from_secs(30), "blind = 0", || {
+        (stack.query_one(&blind) == Some(0.0)).then_some(())
+    });
+    proxy.set_hang(true);
+    let hung = Instant::now();
+    // Hang detected within about 75 s, blind 90 s later, withdrawn at the next export:
+    // well inside Prometheus' 5-minute lookback (docs/architecture.md).
+    let withdrawn = eventually(Duration::from_secs(4 * 60), "the series withdrawn", || {
+        stack.query(&series).is_empty().then(|| hung.elapsed())
+    });
+    assert_eq!(stack.query_one(&blind), Some(1.0));
+    assert!(
+        withdrawn < Duration::from_secs(5 * 60),
+        "withdrawn after {withdrawn:?}: Prometheus' lookback would have done it"
+    );
+    report_figure(
+        &stack,
+        &format!("one replica, API access hanging: its series were withdrawn (marked stale) {withdrawn:.1?} after the hang"),
+    );
+    // The API server is reachable again: the watch works, the series come back.
+    proxy.set_hang(false);
+    let back = Instant::now();
+    eventually(Duration::from_secs(120), "the series back", || {
+        stack.query_one(&series).map(|_| ())
+    });
+    eventually(Duration::from_secs(60), "blind = 0 again", || {
+        (stack.query_one(&blind) == Some(0.0)).then_some(())
+    });
+    report_figure(
+        &stack,
+        &format!(
+            "... and back {:.1?} after the API server answered again",
+            back.elapsed()
+        ),
+    );
+    assert!(w.terminate().success());
+}
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn a_bad_label_selector_is_one_clear_line() {
+    let stack = Stack::get();
+    let ns = stack.namespace("trust-selector");
+    let w = Watcher::start(
+        &stack,
+        &format!("{ns}-w"),
+        &[
+            "--namespace",
+            &ns,
+            "-l",
+            "app in sei",
+            "--resource",
+            "seinodes.sei.io",
+        ],
+    );
+    let line = eventually(Duration::from_secs(30), "the selector error", || {
+        w.log_text()
+            .lines()
+            .find(|l| l.contains("--label-selector"))
+            .map(str::to_owned)
+    });
+    assert!(
+        line.contains("refused the list/watch of seinodes.sei.io as invalid"),
+        "{line}"
+    );
+    let log = w.log_text();
+    assert!(
+        !log.contains("refused a streaming list"),
+        "not mistaken for a refused streaming list:\n{log}"
+    );
+    assert_eq!(w.admin_status("/livez"), 200, "the process keeps running");
+}
+
+/// SIGTERM, then waits up to `limit` for the exit; returns it and how long it took.
+fn sigterm(child: &mut Child, limit: Duration) -> (ExitStatus, Duration) {
+    let start = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no exit within {limit:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spawn_watcher(stack: &Stack, args: &[&str], log: &std::path::Path) -> Child {
+    let file = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"))
+        .arg("--kubeconfig")
+        .arg(stack.kubeconfig())
+        .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(args)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .unwrap()
+}
+
+/// The shutdown deadline (src/lib.rs SHUTDOWN_DEADLINE) plus the runtime's one second.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(25 + 2);
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn sigterm_with_a_hanging_collector_exits_within_the_deadline() {
+    let stack = Stack::get();
+    let ns = stack.namespace("trust-term-hang");
+    validator(&stack, &ns);
+    // The real collector behind a proxy that starts hanging once the series are delivered.
+    let proxy = FakeHangingProxy::start(stack.port("OTLP_GRPC_PORT").parse().unwrap());
+    let log = stack.dir.join(format!("{ns}.log"));
+    let mut child = spawn_watcher(
+        &stack,
+        &[
+            "--namespace",
+            &ns,
+            "--otlp-endpoint",
+            &format!("http://127.0.0.1:{}", proxy.port),
+        ],
+        &log,
+    );
+    eventually(Duration::from_secs(30), "the series delivered", || {
+        stack
+            .query_one(&format!(
+                "count(seinode_status_condition{{namespace=\"{ns}\"}})"
+            ))
+            .map(|_| ())
+    });
+    proxy.set_hang(true);
+    std::thread::sleep(Duration::from_secs(1));
+    let (status, took) = sigterm(&mut child, SHUTDOWN_LIMIT + Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        took <= SHUTDOWN_LIMIT,
+        "exit {took:?} after SIGTERM, over the deadline {SHUTDOWN_LIMIT:?}:\n{text}"
+    );
+    assert!(status.code().is_some(), "exited, not killed: {status:?}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("were not sent"))
+        .unwrap_or_else(|| panic!("one line says what was not sent:\n{text}"));
+    assert!(line.contains("staleness markers"), "{line}");
+    report_figure(
+        &stack,
+        &format!("SIGTERM with a hanging collector: exit after {took:.1?} (deadline 25 s)"),
+    );
+}
+
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn sigterm_with_fifty_thousand_series_marks_them_all_within_the_deadline() {
+    let stack = Stack::get();
+    let ns = stack.namespace("trust-term-50k");
+    // All four kinds with every condition upstream sets: about 18 series per SeiNode.
+    let count = 2_900;
+    let status = Command::new("python3")
+        .arg(repo_path("tests/bench/populate.py"))
+        .args([
+            "conditions",
+            "--namespace",
+            &ns,
+            "--count",
+            &count.to_string(),
+        ])
+        .env("SEINODE_STACK_DIR", &stack.dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let log = stack.dir.join(format!("{ns}.log"));
+    let mut child = spawn_watcher(
+        &stack,
+        &[
+            "--namespace",
+            &ns,
+            "--otlp-endpoint",
+            &stack.otlp_endpoint(),
+            "--export-interval",
+            "15s",
+        ],
+        &log,
+    );
+    let count_series =
+        format!("count({{__name__=~\"sei.*_status_condition.*\",namespace=\"{ns}\"}})");
+    let series = eventually(
+        Duration::from_secs(120),
+        "50,000 series in Prometheus",
+        || stack.query_one(&count_series).filter(|n| *n >= 50_000.0),
+    );
+    // Let a periodic export pass so that the count is whole.
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, took) = sigterm(&mut child, SHUTDOWN_LIMIT + Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status:?}\n{text}");
+    assert!(took <= SHUTDOWN_LIMIT, "exit after {took:?}:\n{text}");
+    assert!(!text.contains("did not finish in time"), "{text}");
+    // Every series ends at once (markers), not after the 5-minute lookback.
+    let gone = eventually(Duration::from_secs(60), "every series marked stale", || {
+        stack.query(&count_series).is_empty().then_some(())
+    });
+    let _ = gone;
+    report_figure(
+        &stack,
+        &format!("SIGTERM with {series} series: markers for all sent, exit after {took:.1?}"),
+    );
+}
