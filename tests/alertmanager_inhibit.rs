@@ -2,7 +2,8 @@
 //! (deploy/alertmanager/alertmanager-route.yaml), checked with a real Alertmanager of the
 //! pinned version: a source alert (SeiNodePaused, SeiNodeWorkflowHeld, SeiNetworkPaused)
 //! mutes exactly the targets docs/runbook.md#inhibitions lists, on the same cluster,
-//! namespace and name, only while it fires.
+//! namespace and name, only while it fires; the watcher's meta-alerts route by severity
+//! and SeiConditionWatcherBlind mutes nothing (docs/runbook.md#meta-alerts-the-pipeline-itself).
 //!
 //! The stack's own Alertmanager runs a test configuration (everything to the webhook
 //! receiver, no inhibit_rules: tests/stack/run.sh), not the shipped file. So each test
@@ -413,6 +414,93 @@ fn paused_seinetwork_inhibits_its_stuck_alerts_not_a_failed_ceremony() {
         assert!(
             inhibited_by(&am.get(t)).is_empty(),
             "{t:?} must not be inhibited by SeiNetworkPaused"
+        );
+    }
+}
+
+/// A meta-alert's labels as deploy/prometheus/seinode-tls.rules.yaml produces them:
+/// `cluster`, the alert's own labels (`resource`, `instance`, ...), and `severity`.
+fn meta(alertname: &'static str, own: &[(&'static str, &str)], severity: &str) -> Labels {
+    let mut labels = Labels::new();
+    labels.insert("alertname", alertname.to_owned());
+    labels.insert("cluster", "test".to_owned());
+    for (k, v) in own {
+        labels.insert(k, (*v).to_owned());
+    }
+    labels.insert("severity", severity.to_owned());
+    labels
+}
+
+/// The meta-alerts reach the pager or the ticket queue by their severity (Blind pages for
+/// SeiNodes and is a ticket for other kinds), and SeiConditionWatcherBlind, firing, mutes
+/// nothing: not NoLeader (its expression already excludes the blind case), not a condition
+/// page of the same cluster.
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn meta_alerts_route_by_severity_and_blind_mutes_nothing() {
+    let am = Alertmanager::start();
+    let blind_page = meta(
+        "SeiConditionWatcherBlind",
+        &[("resource", "seinodes.sei.io")],
+        "page",
+    );
+    let blind_ticket = meta(
+        "SeiConditionWatcherBlind",
+        &[("resource", "seinetworks.sei.io")],
+        "ticket",
+    );
+    let no_leader = meta("SeiConditionWatcherNoLeader", &[], "page");
+    let absent = meta("SeiConditionWatcherAbsent", &[], "page");
+    let undecodable = meta(
+        "SeiConditionWatcherUndecodableObjects",
+        &[("resource", "seinodes.sei.io")],
+        "ticket",
+    );
+    let watch_failing = meta(
+        "SeiConditionWatcherWatchFailing",
+        &[
+            ("instance", "watcher-0"),
+            ("resource", "seinodes.sei.io"),
+            ("kind", "forbidden"),
+        ],
+        "ticket",
+    );
+    let condition_page = alert(
+        "SeiNodeSigningKeyNotReady",
+        "rpc-0",
+        Some("SigningKeyReady"),
+        "page",
+    );
+    let all = [
+        &blind_page,
+        &blind_ticket,
+        &no_leader,
+        &absent,
+        &undecodable,
+        &watch_failing,
+        &condition_page,
+    ];
+    am.fire(&all);
+    for a in all {
+        am.wait_inhibited(a, false);
+    }
+    for (a, receiver) in [
+        (&blind_page, "sei-page"),
+        (&blind_ticket, "sei-ticket"),
+        (&no_leader, "sei-page"),
+        (&absent, "sei-page"),
+        (&undecodable, "sei-ticket"),
+        (&watch_failing, "sei-ticket"),
+        (&condition_page, "sei-page"),
+    ] {
+        assert_eq!(receivers(&am.get(a)), [receiver], "{}", a["alertname"]);
+    }
+    // Still nothing muted once everything has been evaluated together.
+    std::thread::sleep(Duration::from_secs(1));
+    for a in all {
+        assert!(
+            inhibited_by(&am.get(a)).is_empty(),
+            "{a:?} must not be inhibited"
         );
     }
 }

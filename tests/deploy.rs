@@ -1,13 +1,19 @@
 //! deploy/ against the real API server (RBAC on): the manifests apply server-side, and the
 //! watcher runs as the ServiceAccount those manifests define, with exactly the access they
-//! grant: it reads SeiNodes; it is refused Secrets and writes.
+//! grant: it reads SeiNodes and its own Lease; it is refused Secrets, writes, and every other
+//! Lease. Without a stack, the shape of the shipped manifests: two replicas with leader
+//! election, a PodDisruptionBudget, Lease RBAC in the watcher's namespace only, and a
+//! NetworkPolicy that admits no pod.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 /// The tests share the watcher's namespace and RBAC objects.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -76,6 +82,9 @@ fn manifests_apply_server_side() {
     for object in [
         "deployment.apps/sei-condition-watcher",
         "clusterrole.rbac.authorization.k8s.io/sei-condition-watcher",
+        "role.rbac.authorization.k8s.io/sei-condition-watcher-lease",
+        "rolebinding.rbac.authorization.k8s.io/sei-condition-watcher-lease",
+        "poddisruptionbudget.policy/sei-condition-watcher",
         "networkpolicy.networking.k8s.io/sei-condition-watcher",
         "deployment.apps/otel-collector",
         "configmap/otel-collector",
@@ -83,12 +92,21 @@ fn manifests_apply_server_side() {
     ] {
         assert!(out.contains(object), "{object} not applied: {out}");
     }
-    // The namespaced variant needs its target namespace.
+    // The namespaced variant needs its target namespace; it keeps the Lease Role (in the
+    // watcher's own namespace) and the PodDisruptionBudget.
     ensure_namespace(&stack, "sei");
     let out = dry_run_apply(&stack, "deploy/watcher-namespaced");
+    for object in [
+        "role.rbac.authorization.k8s.io/sei-condition-watcher ",
+        "role.rbac.authorization.k8s.io/sei-condition-watcher-lease",
+        "rolebinding.rbac.authorization.k8s.io/sei-condition-watcher-lease",
+        "poddisruptionbudget.policy/sei-condition-watcher",
+    ] {
+        assert!(out.contains(object), "{object} not applied: {out}");
+    }
     assert!(
-        out.contains("role.rbac.authorization.k8s.io/sei-condition-watcher"),
-        "{out}"
+        !out.contains("clusterrole.rbac.authorization.k8s.io/"),
+        "the namespaced variant must not apply the ClusterRole: {out}"
     );
 }
 
@@ -101,6 +119,7 @@ fn watcher_runs_with_least_privilege() {
     for file in [
         "deploy/watcher/serviceaccount.yaml",
         "deploy/watcher/rbac.yaml",
+        "deploy/watcher/lease-rbac.yaml",
     ] {
         stack.kubectl_ok(
             &[
@@ -230,4 +249,402 @@ fn missing_permission_is_one_clear_line() {
     assert_eq!(watcher.admin_status("/readyz"), 503);
     assert!(watcher.is_running(), "no crash on forbidden");
     assert!(watcher.terminate().success());
+}
+
+// ---- Leader election: the Lease RBAC against the real API server ----
+
+/// The watcher's identity (deploy/watcher/serviceaccount.yaml, rbac.yaml, lease-rbac.yaml)
+/// can create, get and update its own Lease `sei-condition-watcher` in its own namespace,
+/// which is all leader election needs, and nothing else on Leases: no list or watch, no
+/// patch or delete, no other Lease name for get or update, no Lease in another namespace
+/// (kube-system's included).
+#[test]
+#[ignore = "needs the local stack: run tests/run"]
+fn lease_access_is_the_watchers_own_lease_only() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = Stack::get();
+    ensure_namespace(&stack, NAMESPACE);
+    for file in [
+        "deploy/watcher/serviceaccount.yaml",
+        "deploy/watcher/rbac.yaml",
+        "deploy/watcher/lease-rbac.yaml",
+    ] {
+        stack.kubectl_ok(
+            &[
+                "-n",
+                NAMESPACE,
+                "apply",
+                "--server-side",
+                "-f",
+                repo_path(file).to_str().unwrap(),
+            ],
+            None,
+        );
+    }
+    // Start from no Lease, so that `create` is exercised (an earlier run may have left it).
+    stack.kubectl_ok(
+        &[
+            "-n",
+            NAMESPACE,
+            "delete",
+            "lease",
+            LEASE,
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    let kubeconfig = token_kubeconfig(&stack, "sei-condition-watcher");
+    let as_watcher = |args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let lease_file = stack.dir.join("deploy-test-lease.json");
+    let write_lease = |lease: &Value| std::fs::write(&lease_file, lease.to_string()).unwrap();
+
+    // Allowed: create, get, update (a PUT with the resourceVersion read, as an elector does).
+    write_lease(&json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": LEASE, "namespace": NAMESPACE},
+        "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15},
+    }));
+    let (ok, _, err) = as_watcher(&["create", "-f", lease_file.to_str().unwrap()]);
+    assert!(ok, "the watcher's identity cannot create its Lease: {err}");
+    let (ok, out, err) = as_watcher(&["-n", NAMESPACE, "get", "lease", LEASE, "-o", "json"]);
+    assert!(ok, "the watcher's identity cannot get its Lease: {err}");
+    let mut lease: Value = serde_json::from_str(&out).unwrap();
+    lease["spec"]["holderIdentity"] = json!("pod-b");
+    write_lease(&lease);
+    let (ok, _, err) = as_watcher(&["replace", "-f", lease_file.to_str().unwrap()]);
+    assert!(ok, "the watcher's identity cannot update its Lease: {err}");
+    let holder = stack.kubectl_ok(
+        &[
+            "-n",
+            NAMESPACE,
+            "get",
+            "lease",
+            LEASE,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
+    assert_eq!(holder, "pod-b", "the update did not land");
+
+    // Refused, each with a Forbidden from RBAC.
+    let other_ns = stack.namespace("lease-rbac");
+    write_lease(&json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": LEASE, "namespace": other_ns},
+        "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15},
+    }));
+    let lease_path = lease_file.to_str().unwrap().to_owned();
+    for (what, args) in [
+        (
+            "list Leases in its namespace",
+            vec!["-n", NAMESPACE, "get", "leases"],
+        ),
+        (
+            "get another Lease in its namespace",
+            vec!["-n", NAMESPACE, "get", "lease", "another-lease"],
+        ),
+        (
+            "patch its Lease",
+            vec![
+                "-n",
+                NAMESPACE,
+                "patch",
+                "lease",
+                LEASE,
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"holderIdentity":"x"}}"#,
+            ],
+        ),
+        (
+            "delete its Lease",
+            vec!["-n", NAMESPACE, "delete", "lease", LEASE],
+        ),
+        (
+            "create a Lease in another namespace",
+            vec!["create", "-f", lease_path.as_str()],
+        ),
+        (
+            "get a Lease in another namespace",
+            vec!["-n", other_ns.as_str(), "get", "lease", LEASE],
+        ),
+        (
+            "list kube-system's Leases",
+            vec!["-n", "kube-system", "get", "leases"],
+        ),
+        ("list Leases cluster-wide", vec!["get", "leases", "-A"]),
+    ] {
+        let (ok, _, err) = as_watcher(&args);
+        assert!(!ok, "the watcher's identity may {what}");
+        assert!(
+            err.contains("Forbidden") || err.contains("forbidden"),
+            "{what}: {err}"
+        );
+    }
+    stack.kubectl_ok(
+        &[
+            "-n",
+            NAMESPACE,
+            "delete",
+            "lease",
+            LEASE,
+            "--ignore-not-found",
+        ],
+        None,
+    );
+    let _ = std::fs::remove_file(&lease_file);
+}
+
+// ---- The shape of the shipped manifests (no stack needed) ----
+
+/// The Lease name: --leader-election-id's default, named in lease-rbac.yaml's resourceNames.
+const LEASE: &str = "sei-condition-watcher";
+
+/// Every YAML document of a file under the repository, parsed.
+fn yaml_docs(rel: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo_path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{rel}: {e}")))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The one document of `kind` in a file.
+fn one(rel: &str, kind: &str) -> Value {
+    let mut found: Vec<Value> = yaml_docs(rel)
+        .into_iter()
+        .filter(|d| d["kind"] == kind)
+        .collect();
+    assert_eq!(found.len(), 1, "{rel}: want exactly one {kind}");
+    found.pop().unwrap()
+}
+
+fn strings(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+/// Two replicas that elect a leader on a Lease in their own namespace, spread over nodes,
+/// with a 30 s grace period (the watcher's shutdown is bounded by 15 s + the SDK's).
+#[test]
+fn deployment_runs_two_replicas_with_leader_election() {
+    let deployment = one("deploy/watcher/deployment.yaml", "Deployment");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["terminationGracePeriodSeconds"], 30);
+    let container = &pod["containers"][0];
+    assert_eq!(container["name"], "watcher");
+    let args = strings(&container["args"]);
+    assert!(args.contains("--leader-elect"), "args: {args:?}");
+    assert!(
+        !args.iter().any(|a| a.starts_with("--leader-election-id")
+            || a.starts_with("--leader-election-namespace")),
+        "the Lease's name and namespace are the defaults that lease-rbac.yaml names: {args:?}"
+    );
+    let env = |name: &str| {
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("env {name} missing"))
+            .clone()
+    };
+    assert_eq!(
+        env("POD_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    assert_eq!(
+        env("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    // Prefer different nodes, without refusing to schedule on one node.
+    let labels = &spec["template"]["metadata"]["labels"];
+    let spread = pod["topologySpreadConstraints"]
+        .as_array()
+        .expect("topologySpreadConstraints");
+    assert!(
+        spread
+            .iter()
+            .any(|c| c["topologyKey"] == "kubernetes.io/hostname"
+                && c["whenUnsatisfiable"] == "ScheduleAnyway"
+                && c["maxSkew"] == 1
+                && c["labelSelector"]["matchLabels"] == *labels),
+        "no soft spread over nodes: {spread:?}"
+    );
+    assert_eq!(spec["selector"]["matchLabels"], *labels);
+}
+
+/// The PodDisruptionBudget covers the watcher's pods and lets one go at a time.
+#[test]
+fn disruption_budget_keeps_one_replica() {
+    let deployment = one("deploy/watcher/deployment.yaml", "Deployment");
+    let pdb = one("deploy/watcher/pdb.yaml", "PodDisruptionBudget");
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["template"]["metadata"]["labels"]
+    );
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert!(pdb["spec"]["minAvailable"].is_null(), "one of the two only");
+    assert!(
+        deployment["spec"]["replicas"].as_u64().unwrap() >= 2,
+        "with fewer than two replicas the budget protects nothing"
+    );
+    let kustomization = one("deploy/watcher/kustomization.yaml", "Kustomization");
+    let resources = strings(&kustomization["resources"]);
+    for file in [
+        "lease-rbac.yaml",
+        "pdb.yaml",
+        "deployment.yaml",
+        "networkpolicy.yaml",
+    ] {
+        assert!(
+            resources.contains(file),
+            "deploy/watcher/kustomization.yaml lacks {file}"
+        );
+    }
+}
+
+/// Lease RBAC: a Role and RoleBinding (namespaced: the kustomization puts them in the
+/// watcher's namespace), get/update on the one Lease name, create (which RBAC cannot
+/// restrict by name), nothing more; and no Lease access in the ClusterRole.
+#[test]
+fn lease_rbac_is_the_minimum_in_the_watchers_namespace() {
+    let docs = yaml_docs("deploy/watcher/lease-rbac.yaml");
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Role", "RoleBinding"]);
+    for doc in &docs {
+        assert!(
+            doc["metadata"]["namespace"].is_null(),
+            "lease-rbac.yaml objects take the kustomization's namespace (the watcher's)"
+        );
+    }
+    let role = &docs[0];
+    let mut verbs = BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        assert_eq!(
+            strings(&rule["apiGroups"]),
+            BTreeSet::from(["coordination.k8s.io".to_owned()])
+        );
+        assert_eq!(
+            strings(&rule["resources"]),
+            BTreeSet::from(["leases".to_owned()])
+        );
+        let rule_verbs = strings(&rule["verbs"]);
+        if rule_verbs.contains("create") {
+            assert_eq!(rule_verbs.len(), 1, "create has a rule of its own: {rule}");
+            assert!(
+                rule["resourceNames"].is_null(),
+                "a resourceNames rule never matches a create: {rule}"
+            );
+        } else {
+            assert_eq!(
+                strings(&rule["resourceNames"]),
+                BTreeSet::from([LEASE.to_owned()]),
+                "get and update only on the watcher's Lease: {rule}"
+            );
+        }
+        verbs.extend(rule_verbs);
+    }
+    assert_eq!(
+        verbs,
+        ["create", "get", "update"]
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
+        "exactly the verbs leader election uses"
+    );
+    let binding = &docs[1];
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "sei-condition-watcher", "namespace": "sei-condition-watcher"}])
+    );
+    for doc in yaml_docs("deploy/watcher/rbac.yaml") {
+        for rule in doc["rules"].as_array().into_iter().flatten() {
+            assert!(
+                !strings(&rule["resources"]).contains("leases"),
+                "no Lease access cluster-wide: {rule}"
+            );
+        }
+    }
+}
+
+/// The NetworkPolicy admits no pod at all (only the node's own traffic, the kubelet's
+/// probes, which no policy can block), and lets the watcher reach the API server, DNS and
+/// the collector's OTLP gRPC port.
+#[test]
+fn network_policy_admits_no_pod_and_allows_what_the_watcher_needs() {
+    let policy = one("deploy/watcher/networkpolicy.yaml", "NetworkPolicy");
+    let deployment = one("deploy/watcher/deployment.yaml", "Deployment");
+    let spec = &policy["spec"];
+    assert_eq!(
+        spec["podSelector"]["matchLabels"],
+        deployment["spec"]["template"]["metadata"]["labels"]
+    );
+    assert_eq!(
+        strings(&spec["policyTypes"]),
+        ["Egress", "Ingress"]
+            .map(str::to_owned)
+            .into_iter()
+            .collect()
+    );
+    assert!(
+        spec["ingress"]
+            .as_array()
+            .is_none_or(|rules| rules.is_empty()),
+        "ingress must admit nothing: {}",
+        spec["ingress"]
+    );
+    let egress = spec["egress"].as_array().expect("egress rules");
+    let allows = |port: u64, protocol: &str, to_collector: bool| {
+        egress.iter().any(|rule| {
+            let to_ok = if to_collector {
+                rule["to"].as_array().is_some_and(|to| {
+                    to.iter().any(|peer| {
+                        peer["podSelector"]["matchLabels"]
+                            == json!({"app.kubernetes.io/name": "otel-collector"})
+                    })
+                })
+            } else {
+                rule["to"].is_null()
+            };
+            to_ok
+                && rule["ports"].as_array().is_some_and(|ports| {
+                    ports
+                        .iter()
+                        .any(|p| p["port"] == port && p["protocol"] == protocol)
+                })
+        })
+    };
+    assert!(allows(443, "TCP", false), "API server on 443");
+    assert!(allows(6443, "TCP", false), "API server on 6443");
+    assert!(allows(53, "UDP", false) && allows(53, "TCP", false), "DNS");
+    assert!(allows(4317, "TCP", true), "the collector's OTLP gRPC");
+    // The probes use the admin port the container listens on.
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["ports"][0]["name"], "admin");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], "admin");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "admin");
 }
