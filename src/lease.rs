@@ -89,18 +89,12 @@ impl Elector {
     /// One round: try to acquire or renew, or step down.
     async fn step(&mut self, logged_error: &mut Option<Instant>) {
         let now = Instant::now();
-        // Only a replica that can vouch for its view may lead: synced, and no blind watch.
-        let candidate = self.shared.watches_synced() && !self.shared.any_blind();
-        if !candidate {
-            if self.shared.is_leader() {
-                warn!(
-                    lease = %self.name,
-                    "stepping down: this replica's view of the API server is blind (see \
-                     sei_condition_watcher_resource_blind); another replica may take over"
-                );
-                self.lose();
-                let _ = tokio::time::timeout(RENEW_DEADLINE, self.release()).await;
-            }
+        // A replica that has not listed everything once cannot vouch for its view. A blind
+        // resource does not stop a replica from leading: its series are withdrawn (see
+        // crate::health), and blindness is usually the identity's or the API server's, the
+        // same for every replica; a leader cut off from the API server loses the Lease
+        // anyway, because it cannot renew it.
+        if !self.shared.watches_synced() {
             return;
         }
         match tokio::time::timeout(RENEW_DEADLINE, self.try_acquire_or_renew(now)).await {

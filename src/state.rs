@@ -69,11 +69,6 @@ impl Shared {
         self.health().blind_resources(n, Instant::now())
     }
 
-    /// Whether any resource is blind now.
-    pub fn any_blind(&self) -> bool {
-        self.blind_resources().into_iter().any(|b| b)
-    }
-
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|e| e.into_inner())
     }

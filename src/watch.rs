@@ -620,7 +620,10 @@ impl ScopeHandler {
     fn handle_error(&mut self, error: &watcher::Error) {
         let kind = classify(error);
         self.stats().watch_errors.inc(kind);
-        self.shared.watch_failed(self.id, &self.scope);
+        if kind != "crd_missing" {
+            // A resource that is not served has nothing to vouch for: not blind.
+            self.shared.watch_failed(self.id, &self.scope);
+        }
         if kind == "crd_missing" && !self.synced_once {
             // Definitely nothing to watch yet: do not hold /readyz back for it.
             self.readiness.not_served();
@@ -1135,4 +1138,115 @@ mod tests {
             1
         );
     }
+
+    /// Captures what the watch logs at `warn` while `f` runs (current-thread runtime).
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flapping_bad_object_is_warned_about_once_and_counted_every_time() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let (shared, _) = seinode_shared();
+        let mut events: Events = vec![Ok(Event::Init), Ok(Event::InitDone)];
+        for _ in 0..20 {
+            events.push(Ok(Event::Apply(object("ns", "b", Some("True")))));
+            events.push(Ok(Event::Apply(object("ns", "b", None))));
+        }
+        feed(events, shared.clone()).await;
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text.matches("whose status cannot be read").count(),
+            1,
+            "one line per object per interval:\n{text}"
+        );
+        assert_eq!(
+            shared
+                .stats
+                .resource(ResourceId(0))
+                .decode_errors
+                .get("conditions_not_a_list"),
+            20
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_undecodable_object_is_counted_then_withdrawn_and_back_when_it_decodes() {
+        let (shared, _) = seinode_shared();
+        feed(
+            vec![
+                Ok(Event::Init),
+                Ok(Event::InitApply(object("ns", "b", Some("True")))),
+                Ok(Event::InitDone),
+                Ok(Event::Apply(object("ns", "b", None))),
+            ],
+            shared.clone(),
+        )
+        .await;
+        let key = shared.index_mut().key(ResourceId(0), "ns", "b");
+        let now = tokio::time::Instant::now;
+        assert_eq!(shared.index().count_undecodable_by_resource(1), [1]);
+        assert!(!shared.index().withdrawn(&key, now()), "kept within the bound");
+        tokio::time::advance(crate::health::BLIND_AFTER).await;
+        assert!(shared.index().withdrawn(&key, now()), "withdrawn after it");
+        feed(
+            vec![Ok(Event::Apply(object("ns", "b", Some("False"))))],
+            shared.clone(),
+        )
+        .await;
+        assert_eq!(shared.index().count_undecodable_by_resource(1), [0]);
+        assert!(!shared.index().withdrawn(&key, now()));
+        assert_eq!(status_of(&shared, "ns", "b"), Some(ConditionStatus::False));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_that_keep_coming_make_the_resource_blind_and_an_event_clears_it() {
+        let (shared, _) = seinode_shared();
+        // Errors 60 s apart (a backoff plus a hanging request), as a stream in paused time.
+        let steps: Vec<(u64, Result<Event<ObjectView>, watcher::Error>)> = vec![
+            (0, Ok(Event::Init)),
+            (0, Ok(Event::InitDone)),
+            (0, Err(watcher::Error::NoResourceVersion)),
+            (60, Err(watcher::Error::NoResourceVersion)),
+        ];
+        let stream = futures::stream::iter(steps).then(|(wait, item)| async move {
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            item
+        });
+        let resource = shared.resources()[0].clone().unwrap();
+        let mut handler = ScopeHandler::new(
+            ResourceId(0),
+            resource,
+            Scope::AllNamespaces,
+            shared.clone(),
+            Readiness::new(shared.clone(), 1),
+        );
+        watch_scope(stream, &mut handler, false).await;
+        assert_eq!(shared.blind_resources(), [false], "60 s: not yet");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(shared.blind_resources(), [true], "90 s of failures: blind");
+        watch_scope(
+            futures::stream::iter(vec![Ok(Event::Apply(object("ns", "a", Some("True"))))]),
+            &mut handler,
+            false,
+        )
+        .await;
+        assert_eq!(shared.blind_resources(), [false], "an event: the watch works");
+    }
+
 }
