@@ -107,7 +107,10 @@ pub struct RunArgs {
 
     /// OTLP/gRPC endpoint of the collector. Default: $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
     /// then $OTEL_EXPORTER_OTLP_ENDPOINT, then http://localhost:4317. Use https:// for TLS.
-    #[arg(long, value_name = "URL")]
+    /// Given twice, the last one wins (so a kustomize overlay can append it). Headers for
+    /// every export (e.g. a bearer token): $OTEL_EXPORTER_OTLP_METRICS_HEADERS or
+    /// $OTEL_EXPORTER_OTLP_HEADERS, as `Authorization=Bearer%20<token>`.
+    #[arg(long, value_name = "URL", overrides_with = "otlp_endpoint")]
     pub otlp_endpoint: Option<String>,
     /// Periodic export interval, e.g. 15s. Default: $OTEL_METRIC_EXPORT_INTERVAL
     /// (milliseconds), then 15s. Changes are also exported within a second.
@@ -265,8 +268,10 @@ impl RunArgs {
                 crate::export::COLLECTOR_DEFAULT_RECV_BYTES
             )));
         }
+        let headers = crate::export::channel::Headers::from_env(env)?;
         Ok(ExportConfig {
             endpoint: endpoint.trim().to_owned(),
+            headers,
             interval,
             timeout,
             ca_file: self.otlp_ca_file.clone(),

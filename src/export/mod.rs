@@ -39,8 +39,8 @@ use tonic::transport::Channel;
 
 pub use channel::{build_channel, export_hint};
 pub use objects::{ExportKind, FinalExport, ObjectExporter, DEBOUNCE};
-pub use sink::GrpcSink;
 pub use selfmetrics::SelfMetrics;
+pub use sink::GrpcSink;
 
 use crate::state::Shared;
 use crate::Error;
@@ -118,11 +118,14 @@ pub const MAX_REQUEST_BYTES_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..
 /// The collector's default receive limit (OTLP gRPC receiver, `max_recv_msg_size_mib: 4`).
 pub const COLLECTOR_DEFAULT_RECV_BYTES: usize = 4 * 1024 * 1024;
 
-/// Where and how to export.
-#[derive(Debug, Clone)]
+/// Where and how to export. `Debug` shows neither header values nor credentials in the
+/// endpoint.
+#[derive(Clone)]
 pub struct ExportConfig {
     /// OTLP/gRPC endpoint, e.g. `http://otel-collector:4317` or `https://...`.
     pub endpoint: String,
+    /// Headers sent with every export request (`OTEL_EXPORTER_OTLP_HEADERS`).
+    pub headers: channel::Headers,
     /// Periodic export interval.
     pub interval: Duration,
     /// Timeout of one export request.
@@ -138,6 +141,23 @@ pub struct ExportConfig {
     pub max_request_bytes: usize,
     /// Send staleness markers for every object series on shutdown.
     pub stale_on_shutdown: bool,
+}
+
+impl std::fmt::Debug for ExportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportConfig")
+            .field("endpoint", &channel::redact(&self.endpoint))
+            .field("headers", &self.headers)
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
+            .field("gzip", &self.gzip)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("stale_on_shutdown", &self.stale_on_shutdown)
+            .finish()
+    }
 }
 
 /// The export stage, built and ready to run.
@@ -161,6 +181,9 @@ impl ExportStage {
         if config.gzip {
             otlp = otlp.with_compression(opentelemetry_otlp::Compression::Gzip);
         }
+        if !config.headers.is_empty() {
+            otlp = otlp.with_metadata(config.headers.metadata());
+        }
         let otlp = otlp
             .build()
             .map_err(|e| Error::Config(format!("cannot build the OTLP exporter: {e}")))?;
@@ -168,7 +191,8 @@ impl ExportStage {
         let failures = Arc::new(failure_log());
         let self_metrics =
             SelfMetrics::new(otlp, config.interval, resource, &shared, failures.clone());
-        let sink = GrpcSink::new(channel, config.timeout, config.gzip);
+        let sink =
+            GrpcSink::new(channel, config.timeout, config.gzip).with_headers(&config.headers);
         let objects = ObjectExporter::new(shared.clone(), sink, encoder, failures);
         shared.mark_exporter_ready();
         Ok(Self {

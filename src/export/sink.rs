@@ -6,13 +6,16 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use tonic::transport::Channel;
 
+use super::channel::Headers;
 use super::objects::Sink;
 
-/// The collector's OTLP metrics service, with a per-request timeout and optional gzip.
+/// The collector's OTLP metrics service, with a per-request timeout, optional gzip and the
+/// configured headers (`OTEL_EXPORTER_OTLP_HEADERS`) on every request.
 #[derive(Clone)]
 pub struct GrpcSink {
     client: MetricsServiceClient<Channel>,
     timeout: Duration,
+    headers: Headers,
 }
 
 impl GrpcSink {
@@ -27,7 +30,17 @@ impl GrpcSink {
                 .send_compressed(tonic::codec::CompressionEncoding::Gzip)
                 .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
         }
-        Self { client, timeout }
+        Self {
+            client,
+            timeout,
+            headers: Headers::default(),
+        }
+    }
+
+    /// Sends `headers` with every request.
+    pub fn with_headers(mut self, headers: &Headers) -> Self {
+        self.headers = headers.clone();
+        self
     }
 }
 
@@ -35,7 +48,13 @@ impl Sink for GrpcSink {
     async fn send(&mut self, request: ExportMetricsServiceRequest) -> Result<(), tonic::Status> {
         let mut request = tonic::Request::new(request);
         request.set_timeout(self.timeout);
-        let response = self.client.export(request).await?.into_inner();
+        self.headers.apply(request.metadata_mut());
+        let response = self
+            .client
+            .export(request)
+            .await
+            .map_err(with_cause)?
+            .into_inner();
         if let Some(partial) = response.partial_success {
             if partial.rejected_data_points > 0 {
                 return Err(tonic::Status::invalid_argument(format!(
@@ -45,5 +64,64 @@ impl Sink for GrpcSink {
             }
         }
         Ok(())
+    }
+}
+
+/// Some transport failures (a TLS alert from the collector after the handshake, a reset
+/// connection) arrive as a status whose message is only "transport error", the cause being
+/// in its source chain. Folds the chain into the message, so the one log line (and its
+/// hint, `channel::export_hint`) can say what failed.
+fn with_cause(status: tonic::Status) -> tonic::Status {
+    let mut message = status.message().to_owned();
+    let mut source = std::error::Error::source(&status);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) && text != "transport error" {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    if message == status.message() {
+        status
+    } else {
+        tonic::Status::new(status.code(), message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transport_failure_carries_its_cause() {
+        let alert = std::io::Error::other("received fatal alert: CertificateRequired");
+        let connection: std::sync::Arc<dyn std::error::Error + Send + Sync> =
+            std::sync::Arc::new(std::io::Error::other(Wrapped("connection error", alert)));
+        let mut status = tonic::Status::unknown("transport error");
+        status.set_source(connection);
+        let folded = with_cause(status);
+        assert_eq!(folded.code(), tonic::Code::Unknown);
+        assert_eq!(
+            folded.message(),
+            "transport error: connection error: received fatal alert: CertificateRequired"
+        );
+        let plain = with_cause(tonic::Status::unauthenticated("no token"));
+        assert_eq!(plain.message(), "no token");
+    }
+
+    #[derive(Debug)]
+    struct Wrapped(&'static str, std::io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
     }
 }
