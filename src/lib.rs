@@ -141,6 +141,7 @@ pub async fn run(
         scopes = ?watch_config.scopes(),
         label_selector = ?watch_config.label_selector,
         gzip = export_config.gzip,
+        headers = ?export_config.headers,
         max_request_bytes = export_config.max_request_bytes,
         "sei-condition-watcher started"
     );
