@@ -2,21 +2,67 @@
 //!
 //! `/readyz` answers 200 only after every watch has completed its first list and the
 //! exporter exists, so a rollout waits until the new pod exports the whole fleet.
+//!
+//! It serves the kubelet's probes, a few requests a minute, so it is bounded so that no
+//! client can starve them or make the process spin:
+//!
+//! - a connection that has not sent a whole request head within
+//!   [`Limits::header_read_timeout`] is closed (hyper's header-read timeout);
+//! - one request per connection (the kubelet opens one per probe): the connection closes
+//!   once the response is written, whatever the client still sends;
+//! - at most [`Limits::max_connections`] connections at once; one more is closed at once,
+//!   and the refusals are logged at `debug`, at most one line per [`LOG_EVERY`];
+//! - an accept error (EMFILE when the process is out of file descriptors, say) is retried
+//!   after a pause growing from [`ACCEPT_BACKOFF_MIN`] to [`ACCEPT_BACKOFF_MAX`] instead of
+//!   at once in a loop, and logged at `warn` at most once per [`LOG_EVERY`].
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tracing::{debug, info};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use crate::state::Shared;
 use crate::Error;
+
+/// The first pause after an accept error; it doubles with each error in a row.
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// The longest pause after accept errors in a row.
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one log line per this interval for accept errors, and one for refused
+/// connections.
+pub const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Bounds of the admin server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A connection that has not sent a whole request head within this is closed. The
+    /// kubelet's probes send theirs at once; their own timeout is 1 s by default.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; a connection over the cap is closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(5),
+            max_connections: 16,
+        }
+    }
+}
 
 /// Binds the admin address; fails with a clear error if it is taken.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
@@ -26,32 +72,123 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     })
 }
 
-/// Serves probes until the task is dropped.
+/// Serves probes with the default [`Limits`] until the task is dropped.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    serve_with(listener, shared, Limits::default()).await
+}
+
+/// Serves probes with `limits` until the task is dropped.
+pub async fn serve_with(listener: TcpListener, shared: Arc<Shared>, limits: Limits) {
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "admin server listening (/livez, /readyz)");
     }
+    let listener = &listener;
+    serve_loop(
+        move || async move { listener.accept().await.map(|(stream, _)| stream) },
+        shared,
+        limits,
+    )
+    .await
+}
+
+/// The accept loop, over any source of connections (a fake one in the tests).
+async fn serve_loop<S, A, F>(mut accept: A, shared: Arc<Shared>, limits: Limits)
+where
+    A: FnMut() -> F,
+    F: Future<Output = io::Result<S>>,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut backoff = None;
+    let mut accept_errors = Throttle::new(LOG_EVERY);
+    let mut refusals = Throttle::new(LOG_EVERY);
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
+        let stream = match accept().await {
+            Ok(stream) => {
+                backoff = None;
+                stream
+            }
             Err(e) => {
-                debug!("admin accept failed: {e}");
+                let pause = next_backoff(backoff);
+                backoff = Some(pause);
+                if let Some(errors) = accept_errors.hit(Instant::now()) {
+                    warn!(
+                        errors,
+                        retry_in = ?pause,
+                        "the admin server cannot accept connections: {e}; probes fail until it can"
+                    );
+                }
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if let Some(refused) = refusals.hit(Instant::now()) {
+                debug!(
+                    refused,
+                    max_connections = limits.max_connections,
+                    "admin server: too many connections at once; closing the new ones"
+                );
+            }
+            drop(stream);
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req: hyper::Request<Incoming>| {
                 let response = respond(req.method(), req.uri().path(), &shared);
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             if let Err(e) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
                 debug!("admin connection error: {e}");
             }
         });
+    }
+}
+
+/// The pause after an accept error, given the pause after the previous one in a row
+/// (`None`: the last accept succeeded).
+pub fn next_backoff(previous: Option<Duration>) -> Duration {
+    match previous {
+        None => ACCEPT_BACKOFF_MIN,
+        Some(pause) => (pause * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX),
+    }
+}
+
+/// At most one log line per interval: [`Throttle::hit`] says when to log, and how many
+/// events the line stands for.
+#[derive(Debug)]
+struct Throttle {
+    every: Duration,
+    last: Option<Instant>,
+    held: u64,
+}
+
+impl Throttle {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// Records an event at `now`; `Some(n)` when it is time to log, `n` being the events
+    /// since the last line (this one included).
+    fn hit(&mut self, now: Instant) -> Option<u64> {
+        self.held += 1;
+        if self.last.is_some_and(|last| now < last + self.every) {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
     }
 }
 
@@ -83,6 +220,13 @@ pub fn respond(method: &Method, path: &str, shared: &Shared) -> Response<Full<By
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared::new(&crate::resource::ResourceSpec::defaults()[..1]))
+    }
 
     #[test]
     fn ready_only_after_sync_and_exporter() {
@@ -109,5 +253,229 @@ mod tests {
             respond(&Method::GET, "/nope", &shared).status(),
             StatusCode::NOT_FOUND
         );
+    }
+
+    /// Starts the server on a free loopback port; it stops when the test's runtime ends.
+    async fn start(limits: Limits) -> SocketAddr {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_with(listener, shared(), limits));
+        addr
+    }
+
+    /// Everything the server sends on `stream` until it closes the connection (a reset
+    /// counts as closed); panics if it is still open after 10 s.
+    async fn until_closed(stream: &mut TcpStream) -> String {
+        let mut buf = Vec::new();
+        match tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => {}
+            Ok(Err(e)) => panic!("reading from the admin server: {e}"),
+            Err(_) => panic!(
+                "the admin server kept the connection open for 10 s; it sent: {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// One GET on a new connection; the response's status line.
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: probe\r\n\r\n");
+        // A refused connection may be closed before the request is written.
+        let _ = stream.write_all(request.as_bytes()).await;
+        until_closed(&mut stream)
+            .await
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn probes_are_answered_over_tcp() {
+        let addr = start(Limits::default()).await;
+        assert_eq!(get(addr, "/livez").await, "HTTP/1.1 200 OK");
+        assert_eq!(
+            get(addr, "/readyz").await,
+            "HTTP/1.1 503 Service Unavailable"
+        );
+        assert_eq!(get(addr, "/metrics").await, "HTTP/1.1 404 Not Found");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_half_a_header_is_disconnected_after_the_timeout() {
+        let timeout = Duration::from_millis(300);
+        let addr = start(Limits {
+            header_read_timeout: timeout,
+            max_connections: 1,
+        })
+        .await;
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        let sent = Instant::now();
+        slow.write_all(b"GET /livez HTTP/1.1\r\nHost: probe\r\n")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut slow).await;
+        assert!(
+            sent.elapsed() >= timeout,
+            "closed after {:?}, before the header-read timeout: not by it",
+            sent.elapsed()
+        );
+        assert!(
+            !answer.contains(" 200 "),
+            "a request with half a header was served: {answer:?}"
+        );
+        // Its slot (the only one) is free again: a whole request is served.
+        assert_eq!(get(addr, "/livez").await, "HTTP/1.1 200 OK");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_nothing_is_disconnected_after_the_timeout() {
+        let addr = start(Limits {
+            header_read_timeout: Duration::from_millis(300),
+            max_connections: 1,
+        })
+        .await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(until_closed(&mut silent).await, "");
+    }
+
+    #[tokio::test]
+    async fn the_connection_closes_after_one_response_whatever_the_client_still_sends() {
+        let addr = start(Limits {
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 1,
+        })
+        .await;
+        // A body announced but never sent must not hold the connection (or its slot).
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /livez HTTP/1.1\r\nHost: probe\r\nContent-Length: 1000000\r\n\r\nabc")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer:?}");
+        assert_eq!(get(addr, "/livez").await, "HTTP/1.1 200 OK");
+    }
+
+    #[tokio::test]
+    async fn the_connection_over_the_cap_is_closed_at_once() {
+        let addr = start(Limits {
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 2,
+        })
+        .await;
+        // Two connections hold both slots: each has sent half a request.
+        let mut open = Vec::new();
+        for _ in 0..2 {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream
+                .write_all(b"GET /livez HTTP/1.1\r\nHost: probe\r\n")
+                .await
+                .unwrap();
+            open.push(stream);
+        }
+        // The third is closed without an answer, long before the 30 s header timeout
+        // could have freed a slot.
+        let started = Instant::now();
+        assert_eq!(get(addr, "/livez").await, "", "served over the cap");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // The two open ones are served when they finish their requests...
+        open[0].write_all(b"\r\n").await.unwrap();
+        let answer = until_closed(&mut open[0]).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer:?}");
+        // ...and a slot, once free, serves a new connection.
+        let mut status = String::new();
+        for _ in 0..50 {
+            status = get(addr, "/livez").await;
+            if !status.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        open[1].write_all(b"\r\n").await.unwrap();
+        assert!(until_closed(&mut open[1])
+            .await
+            .starts_with("HTTP/1.1 200 OK"));
+    }
+
+    #[test]
+    fn accept_backoff_doubles_from_5ms_to_1s_and_restarts_after_a_success() {
+        let mut pauses = Vec::new();
+        let mut previous = None;
+        for _ in 0..11 {
+            let pause = next_backoff(previous);
+            pauses.push(pause.as_millis());
+            previous = Some(pause);
+        }
+        assert_eq!(pauses, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        assert_eq!(next_backoff(None), Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn accept_errors_back_off_instead_of_spinning() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let accept = move || {
+            let call = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                // A bound, so that a loop without a pause ends (and fails below) instead
+                // of spinning for ever.
+                if call >= 1_000 {
+                    std::future::pending::<()>().await;
+                }
+                Err::<TcpStream, _>(io::Error::from_raw_os_error(24)) // EMFILE
+            }
+        };
+        let server = tokio::spawn(serve_loop(accept, shared(), Limits::default()));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Accepts at 0, 5, 15, 35, 75, 155, 315, 635 and 1275 ms; the next at 2275 ms.
+        assert_eq!(calls.load(Ordering::SeqCst), 9);
+        server.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_restarts_the_backoff() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        // Ten errors (pauses 5, 10, ..., 640, 1000, 1000 ms: 3275 ms), one connection, then
+        // errors again: the first pause after the connection is 5 ms again.
+        let accept = move || {
+            let call = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match call {
+                    10 => Ok(tokio::io::duplex(64).0),
+                    12.. => std::future::pending().await,
+                    _ => Err(io::Error::from_raw_os_error(24)),
+                }
+            }
+        };
+        let server = tokio::spawn(serve_loop(accept, shared(), Limits::default()));
+        tokio::time::sleep(Duration::from_millis(3_000)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 10);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Call 10 (at 2275 + 1000 ms) connected, call 11 failed at once, and call 12 came
+        // 5 ms later, not 1 s later.
+        assert_eq!(calls.load(Ordering::SeqCst), 13);
+        server.abort();
+    }
+
+    #[test]
+    fn throttled_logs_say_how_many_events_they_stand_for() {
+        let t0 = Instant::now();
+        let mut throttle = Throttle::new(Duration::from_secs(60));
+        assert_eq!(throttle.hit(t0), Some(1), "the first event is logged");
+        for s in 1..60 {
+            assert_eq!(throttle.hit(t0 + Duration::from_secs(s)), None);
+        }
+        assert_eq!(
+            throttle.hit(t0 + Duration::from_secs(60)),
+            Some(60),
+            "one line a minute, counting the events held back"
+        );
+        assert_eq!(throttle.hit(t0 + Duration::from_secs(61)), None);
     }
 }

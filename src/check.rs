@@ -5,6 +5,7 @@
 //! or a `*InProgress` / `Failed` is True ([`Polarity`]); the seed's `SidecarTLSSecretReady` is
 //! a `*Ready` like the others. Objects that cannot be read are rows too.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use kube::api::ListParams;
@@ -22,7 +23,7 @@ use crate::Error;
 const PAGE_SIZE: u32 = 500;
 
 /// A list that keeps returning a continue token is a server bug; stop after this many pages
-/// (5 million objects) rather than loop forever.
+/// (5 million objects) rather than loop forever. (A token that comes back is caught at once.)
 const MAX_PAGES: usize = 10_000;
 
 /// One table row: a condition that needs attention, or an object that cannot be read.
@@ -51,6 +52,16 @@ pub struct Listed {
 
 /// Lists every in-scope object of every resource (all pages of every scope).
 pub async fn list_rows(client: Client, config: &WatchConfig) -> Result<Listed, Error> {
+    list_rows_bounded(client, config, MAX_PAGES).await
+}
+
+/// [`list_rows`] with at most `max_pages` pages per scope. A list whose continue token
+/// comes back a second time would never end: it stops there, with one line saying so.
+async fn list_rows_bounded(
+    client: Client,
+    config: &WatchConfig,
+    max_pages: usize,
+) -> Result<Listed, Error> {
     let mut listed = Listed::default();
     for spec in &config.resources {
         let resource = match spec.resolve(&client).await {
@@ -67,13 +78,8 @@ pub async fn list_rows(client: Client, config: &WatchConfig) -> Result<Listed, E
             if let Some(selector) = &config.label_selector {
                 params = params.labels(selector);
             }
-            for page_number in 0.. {
-                if page_number == MAX_PAGES {
-                    return Err(Error::List(format!(
-                        "{}: the API server kept returning continue tokens after {MAX_PAGES} pages; giving up",
-                        resource.label
-                    )));
-                }
+            let mut tokens = HashSet::new();
+            for page_number in 1.. {
                 let page = match api.list(&params).await {
                     Ok(page) => page,
                     Err(kube::Error::Api(s)) if s.code == 404 => {
@@ -86,10 +92,24 @@ pub async fn list_rows(client: Client, config: &WatchConfig) -> Result<Listed, E
                 for object in &page.items {
                     listed.rows.extend(rows_of(&resource, object));
                 }
-                match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                    Some(token) => params = params.continue_token(&token),
-                    None => break,
+                let Some(token) = page.metadata.continue_.filter(|c| !c.is_empty()) else {
+                    break;
+                };
+                if !tokens.insert(token.clone()) {
+                    return Err(Error::List(format!(
+                        "{} {scope:?}: the API server sent a continue token it had sent before \
+                         (page {page_number}): this list would never end; giving up",
+                        resource.label
+                    )));
                 }
+                if page_number == max_pages {
+                    return Err(Error::List(format!(
+                        "{} {scope:?}: the API server kept sending continue tokens for \
+                         {max_pages} pages; giving up",
+                        resource.label
+                    )));
+                }
+                params = params.continue_token(&token);
             }
         }
     }
@@ -224,6 +244,7 @@ mod tests {
     use super::*;
     use crate::resource::ResourceSpec;
     use serde_json::json;
+    use std::sync::{Arc, Mutex};
 
     fn object(name: &str, data: serde_json::Value) -> ObjectView {
         let mut o = ObjectView::default();
@@ -323,5 +344,136 @@ mod tests {
         assert_eq!(age(10_800), "3h");
         assert_eq!(age(864_000), "10d");
         assert_eq!(age(-3), "0s");
+    }
+
+    /// A FAKE API server, for the one fault the real one cannot produce: a list that never
+    /// ends. It answers every request with an empty SeiNode list page whose continue token
+    /// is `token(n)` for the n-th request (from 0), and records the request URIs. After
+    /// [`FakeEndlessList::GIVE_UP`] requests it ends the list, so that a client without a
+    /// bound fails its test instead of hanging it.
+    struct FakeEndlessList {
+        url: String,
+        requests: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl FakeEndlessList {
+        const GIVE_UP: usize = 2 * MAX_PAGES;
+
+        async fn start(token: fn(usize) -> String) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let seen = requests.clone();
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let seen = seen.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(
+                            move |req: hyper::Request<hyper::body::Incoming>| {
+                                let n = {
+                                    let mut seen = seen.lock().unwrap();
+                                    seen.push(req.uri().to_string());
+                                    seen.len() - 1
+                                };
+                                let next = if n + 1 < Self::GIVE_UP {
+                                    token(n)
+                                } else {
+                                    String::new()
+                                };
+                                let body = json!({
+                                    "apiVersion": "sei.io/v1alpha1",
+                                    "kind": "SeiNodeList",
+                                    "metadata": {"resourceVersion": "1", "continue": next},
+                                    "items": [],
+                                });
+                                let response = http::Response::builder()
+                                    .header("content-type", "application/json")
+                                    .body(http_body_util::Full::new(hyper::body::Bytes::from(
+                                        body.to_string(),
+                                    )))
+                                    .unwrap();
+                                async move { Ok::<_, std::convert::Infallible>(response) }
+                            },
+                        );
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+            Self { url, requests }
+        }
+
+        fn client(&self) -> Client {
+            Client::try_from(kube::Config::new(self.url.parse().unwrap())).unwrap()
+        }
+
+        fn requests(&self) -> Vec<String> {
+            self.requests.lock().unwrap().clone()
+        }
+    }
+
+    fn seinodes_only() -> WatchConfig {
+        WatchConfig {
+            resources: ResourceSpec::defaults()[..1].to_vec(),
+            ..WatchConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeating_continue_token_ends_the_list_with_one_line() {
+        let fake = FakeEndlessList::start(|_| "the-same-token".into()).await;
+        let error = list_rows(fake.client(), &seinodes_only())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "listing SeiNodes: seinodes.sei.io AllNamespaces: the API server sent a continue \
+             token it had sent before (page 2): this list would never end; giving up"
+        );
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 2, "{requests:?}");
+        assert!(
+            requests[1].contains("continue=the-same-token"),
+            "the token is followed once: {requests:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_list_that_never_ends_stops_at_the_page_bound() {
+        // A new token on every page: only the bound stops it.
+        let fake = FakeEndlessList::start(|n| format!("page-{}", n + 1)).await;
+        let error = list_rows_bounded(fake.client(), &seinodes_only(), 5)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "listing SeiNodes: seinodes.sei.io AllNamespaces: the API server kept sending \
+             continue tokens for 5 pages; giving up"
+        );
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 5, "{requests:?}");
+        for (n, uri) in requests.iter().enumerate().skip(1) {
+            let token = uri
+                .split(['?', '&'])
+                .find_map(|p| p.strip_prefix("continue="));
+            assert_eq!(token, Some(format!("page-{n}").as_str()), "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn list_rows_is_bounded_by_max_pages() {
+        let fake = FakeEndlessList::start(|n| format!("page-{}", n + 1)).await;
+        let error = list_rows(fake.client(), &seinodes_only())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.ends_with(&format!("continue tokens for {MAX_PAGES} pages; giving up")),
+            "{error}"
+        );
+        assert_eq!(fake.requests().len(), MAX_PAGES);
     }
 }

@@ -1,14 +1,16 @@
 //! Files under deploy/ that are generated from one source, and checked here so the
 //! committed copies never drift:
 //!
-//! - deploy/collector/configmap.yaml            <- otel-config/collector.yaml
+//! - deploy/collector/configmap.yaml <- otel-config/collector.yaml
 //! - deploy/prometheus-operator/prometheusrule.yaml <- deploy/prometheus/seinode-tls.rules.yaml
-//! - deploy/prometheus-operator/sei-conditions.prometheusrule.yaml
-//!                                              <- deploy/prometheus/sei-conditions.rules.yaml
+//! - deploy/prometheus-operator/sei-conditions.prometheusrule.yaml <-
+//!   deploy/prometheus/sei-conditions.rules.yaml
 //!
 //! and deploy/prometheus-operator/kustomization.yaml lists every generated PrometheusRule.
 //!
-//! After editing a source: `SEINODE_BLESS=1 cargo test --test generated_files`.
+//! After editing a source: `SEINODE_BLESS=1 cargo test --test generated_files` writes the
+//! generated files and fails (a run with SEINODE_BLESS never passes), then
+//! `cargo test --test generated_files` checks them.
 
 use std::path::Path;
 
@@ -76,22 +78,41 @@ fn prometheus_rule(source_rel: &str, name: &str) -> String {
     )
 }
 
+fn blessing() -> bool {
+    std::env::var_os("SEINODE_BLESS").is_some()
+}
+
+/// Checks a generated file; with SEINODE_BLESS set, writes it instead (see [`blessed`]).
 fn check(rel: &str, expected: String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    if std::env::var_os("SEINODE_BLESS").is_some() {
+    if blessing() {
         std::fs::write(&path, &expected).unwrap();
         return;
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == expected,
-        "{rel} is out of date with its source: run `SEINODE_BLESS=1 cargo test --test generated_files` and commit"
+        "{rel} is out of date with its source: run `SEINODE_BLESS=1 cargo test --test generated_files` \
+         (it writes the file and fails), then rerun without SEINODE_BLESS and commit"
     );
+}
+
+/// Blessing writes the files and then fails, so that a run with SEINODE_BLESS set (in CI,
+/// say) can never pass: only a run without it checks the files.
+fn blessed(written: &[&str]) {
+    if blessing() {
+        panic!(
+            "SEINODE_BLESS is set: wrote {}; this test fails on purpose while it is set. \
+             Review the change, then rerun without SEINODE_BLESS: `cargo test --test generated_files`",
+            written.join(", ")
+        );
+    }
 }
 
 #[test]
 fn collector_configmap_is_generated_from_otel_config() {
     check("deploy/collector/configmap.yaml", collector_configmap());
+    blessed(&["deploy/collector/configmap.yaml"]);
 }
 
 #[test]
@@ -99,6 +120,7 @@ fn prometheus_rules_are_generated_from_the_rules_files() {
     for (source, generated, name) in RULES {
         check(generated, prometheus_rule(source, name));
     }
+    blessed(&RULES.iter().map(|(_, g, _)| *g).collect::<Vec<_>>());
 }
 
 /// Every rules file has its generated PrometheusRule, and the kustomization applies each one.

@@ -1,0 +1,205 @@
+//! Odd inputs, through the binary as a user runs it: each gets one clear line or a bound.
+//! These need no stack: where an API server is needed, it is a FAKE one (a few lines of
+//! std::net below) that produces the fault a real API server cannot.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{eventually, free_port};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sei-condition-watcher");
+
+/// A FAKE API server: answers every request with `answer(n, request line)` (the n-th
+/// request, from 0) as JSON, one request per connection. It stands in for a real API
+/// server only to produce a fault the real one cannot.
+struct FakeApiServer {
+    port: u16,
+    requests: Arc<AtomicUsize>,
+}
+
+impl FakeApiServer {
+    fn start(answer: fn(usize, &str) -> (u16, String)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                let _ = serve_one(stream, n, answer);
+            }
+        });
+        Self { port, requests }
+    }
+
+    fn kubeconfig_path(&self, name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "odd-inputs-{name}-{}.kubeconfig",
+            std::process::id()
+        ))
+    }
+
+    /// A kubeconfig pointing at the fake, in a fresh temporary file.
+    fn kubeconfig(&self, name: &str) -> PathBuf {
+        let path = self.kubeconfig_path(name);
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"http://127.0.0.1:{}\"}}\n\
+                 users:\n- name: fake\n  user: {{token: fake}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\n\
+                 current-context: fake\n",
+                self.port
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn serve_one(
+    stream: TcpStream,
+    n: usize,
+    answer: fn(usize, &str) -> (u16, String),
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header == "\r\n" {
+            break;
+        }
+    }
+    let (status, body) = answer(n, request_line.trim_end());
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+/// An empty SeiNode list page with `token` as its continue token.
+fn list_page(token: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "sei.io/v1alpha1",
+        "kind": "SeiNodeList",
+        "metadata": {"resourceVersion": "1", "continue": token},
+        "items": [],
+    })
+    .to_string()
+}
+
+#[test]
+fn check_stops_on_a_repeating_continue_token_with_one_line() {
+    // After 50 requests it ends the list, so that a `check` that follows the token for
+    // ever fails this test instead of hanging it.
+    let fake =
+        FakeApiServer::start(|n, _| (200, list_page(if n < 50 { "the-same-token" } else { "" })));
+    let out = Command::new(BIN)
+        .args(["check", "--resource", "seinodes.sei.io", "--kubeconfig"])
+        .arg(fake.kubeconfig("continue"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(
+        stderr,
+        "error: listing SeiNodes: seinodes.sei.io AllNamespaces: the API server sent a continue \
+         token it had sent before (page 2): this list would never end; giving up\n"
+    );
+    assert_eq!(fake.requests(), 2, "the token is followed once");
+    let _ = std::fs::remove_file(fake.kubeconfig_path("continue"));
+}
+
+#[test]
+fn max_series_of_usize_max_is_ignored_with_a_warning() {
+    // The flag is hidden and ignored; a value of usize::MAX must not reach an allocation
+    // (that would abort at start-up).
+    let fake = FakeApiServer::start(|_, _| {
+        (
+            404,
+            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#
+                .into(),
+        )
+    });
+    let admin = format!("127.0.0.1:{}", free_port());
+    let log =
+        std::env::temp_dir().join(format!("odd-inputs-max-series-{}.log", std::process::id()));
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--max-series", "18446744073709551615", "--kubeconfig"])
+        .arg(fake.kubeconfig("max-series"))
+        .args([
+            "--otlp-endpoint",
+            &format!("http://127.0.0.1:{}", free_port()),
+            "--admin-addr",
+            &admin,
+            "--instance-id",
+            "odd-inputs",
+        ])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    eventually(Duration::from_secs(30), "/livez answers 200", || {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the watcher exited: {}",
+            log_text()
+        );
+        let status = ureq::get(format!("http://{admin}/livez"))
+            .call()
+            .map(|r| r.status().as_u16());
+        (status.ok() == Some(200)).then_some(())
+    });
+    let text = log_text();
+    assert_eq!(
+        text.matches("--max-series no longer applies and is ignored")
+            .count(),
+        1,
+        "{text}"
+    );
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        rss_kib < 256 * 1024,
+        "{rss_kib} KiB resident after start-up"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if stopped.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("no exit within 30 s of SIGTERM: {}", log_text());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0), "{}", log_text());
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(fake.kubeconfig_path("max-series"));
+}
