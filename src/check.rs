@@ -429,7 +429,7 @@ mod tests {
             .to_string();
         assert_eq!(
             error,
-            "listing SeiNodes: seinodes.sei.io AllNamespaces: the API server sent a continue \
+            "listing: seinodes.sei.io AllNamespaces: the API server sent a continue \
              token it had sent before (page 2): this list would never end; giving up"
         );
         let requests = fake.requests();
@@ -450,7 +450,7 @@ mod tests {
             .to_string();
         assert_eq!(
             error,
-            "listing SeiNodes: seinodes.sei.io AllNamespaces: the API server kept sending \
+            "listing: seinodes.sei.io AllNamespaces: the API server kept sending \
              continue tokens for 5 pages; giving up"
         );
         let requests = fake.requests();

@@ -14,8 +14,8 @@ pub enum Error {
     /// The admin HTTP server could not start.
     #[error("admin server on {addr}: {reason}")]
     Admin { addr: String, reason: String },
-    /// The one-shot `check` could not list SeiNodes.
-    #[error("listing SeiNodes: {0}")]
+    /// The one-shot `check` could not list the watched resources.
+    #[error("listing: {0}")]
     List(String),
 }
 

@@ -1201,7 +1201,10 @@ mod tests {
         let key = shared.index_mut().key(ResourceId(0), "ns", "b");
         let now = tokio::time::Instant::now;
         assert_eq!(shared.index().count_undecodable_by_resource(1), [1]);
-        assert!(!shared.index().withdrawn(&key, now()), "kept within the bound");
+        assert!(
+            !shared.index().withdrawn(&key, now()),
+            "kept within the bound"
+        );
         tokio::time::advance(crate::health::BLIND_AFTER).await;
         assert!(shared.index().withdrawn(&key, now()), "withdrawn after it");
         feed(
@@ -1246,7 +1249,10 @@ mod tests {
             false,
         )
         .await;
-        assert_eq!(shared.blind_resources(), [false], "an event: the watch works");
+        assert_eq!(
+            shared.blind_resources(),
+            [false],
+            "an event: the watch works"
+        );
     }
-
 }

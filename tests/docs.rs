@@ -271,7 +271,13 @@ fn every_flag_is_documented() {
             .args(args)
             .output()
             .expect("the watcher binary runs");
+        assert!(out.status.success(), "{args:?} failed: {out:?}");
         let help = String::from_utf8_lossy(&out.stdout);
+        let flags = help
+            .split_whitespace()
+            .filter(|w| w.starts_with("--"))
+            .count();
+        assert!(flags >= 4, "{args:?} printed only {flags} flags:\n{help}");
         for word in help.split_whitespace() {
             let flag = word.trim_end_matches([',', '=']);
             let flag = flag.split('=').next().unwrap_or(flag);

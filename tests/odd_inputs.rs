@@ -117,7 +117,7 @@ fn check_stops_on_a_repeating_continue_token_with_one_line() {
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert_eq!(
         stderr,
-        "error: listing SeiNodes: seinodes.sei.io AllNamespaces: the API server sent a continue \
+        "error: listing: seinodes.sei.io AllNamespaces: the API server sent a continue \
          token it had sent before (page 2): this list would never end; giving up\n"
     );
     assert_eq!(fake.requests(), 2, "the token is followed once");

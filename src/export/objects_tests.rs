@@ -258,13 +258,12 @@ async fn exports_every_condition_of_every_kind_with_exact_names_and_labels() {
     for key in ["service.name", "service.instance.id", "k8s.cluster.name"] {
         assert!(attrs.contains(&key.to_owned()), "{key} in {attrs:?}");
     }
+    // The literal, not the constant the code uses: a renamed scope must fail here.
     assert_eq!(
         rm.scope_metrics[0].scope.as_ref().unwrap().name,
-        SCOPE_NAME_FOR_TESTS
+        "sei-condition-watcher"
     );
 }
-
-const SCOPE_NAME_FOR_TESTS: &str = crate::export::SCOPE_NAME;
 
 #[tokio::test]
 async fn a_reason_change_sends_the_new_pair_and_marks_the_old_one_in_the_same_request() {
