@@ -90,6 +90,11 @@ impl Change {
     }
 }
 
+/// How many replaced states are kept per object between two exports: an object flapping
+/// faster than that loses its oldest ones (a standby's takeover could then miss a marker
+/// for a state the old leader exported for at most one interval).
+pub const REPLACED_PER_OBJECT: usize = 8;
+
 #[derive(Debug, Default)]
 pub struct ConditionIndex {
     /// The current state of every watched object.
@@ -101,6 +106,10 @@ pub struct ConditionIndex {
     /// Keys applied or deleted since the last [`Self::take_changed`]. Bounded by the
     /// objects that exist or existed between two exports.
     changed: HashSet<ObjectKey>,
+    /// The states that applies and deletes replaced since the last
+    /// [`Self::take_replaced`] (at most [`REPLACED_PER_OBJECT`] per object): a standby
+    /// exporter must know every state an object had, not only those its exports saw.
+    replaced: HashMap<ObjectKey, Vec<Arc<ObjectState>>>,
     /// Objects whose status stopped decoding, since when. Their last state is kept for
     /// [`crate::health::BLIND_AFTER`], then withdrawn ([`Self::withdrawn`]).
     undecodable: HashMap<ObjectKey, Instant>,
@@ -158,7 +167,9 @@ impl ConditionIndex {
                     Change::Added
                 };
                 self.changed.insert(key.clone());
-                self.objects.insert(key, Arc::new(state));
+                if let Some(old) = self.objects.insert(key.clone(), Arc::new(state)) {
+                    self.remember_replaced(key, old);
+                }
                 change
             }
         }
@@ -196,12 +207,26 @@ impl ConditionIndex {
         counts
     }
 
+    fn remember_replaced(&mut self, key: ObjectKey, old: Arc<ObjectState>) {
+        let states = self.replaced.entry(key).or_default();
+        if states.len() >= REPLACED_PER_OBJECT {
+            states.remove(0);
+        }
+        states.push(old);
+    }
+
+    /// The states replaced since the last call, by object; clears them.
+    pub fn take_replaced(&mut self) -> HashMap<ObjectKey, Vec<Arc<ObjectState>>> {
+        std::mem::take(&mut self.replaced)
+    }
+
     /// Forgets an object (deleted).
     pub fn delete(&mut self, key: &ObjectKey) -> Change {
         self.undecodable.remove(key);
         match self.objects.remove_entry(key) {
-            Some((key, _)) => {
-                self.changed.insert(key);
+            Some((key, old)) => {
+                self.changed.insert(key.clone());
+                self.remember_replaced(key, old);
                 Change::Removed
             }
             None => Change::Unchanged,

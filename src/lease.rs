@@ -97,20 +97,31 @@ impl Elector {
         if !self.shared.watches_synced() {
             return;
         }
-        match tokio::time::timeout(RENEW_DEADLINE, self.try_acquire_or_renew(now)).await {
+        // A leader's attempt may last only until its renew deadline: it must have stopped
+        // exporting before anyone else may take the Lease (LEASE_DURATION after the last
+        // renewal they saw), whatever the API server does with this request.
+        let budget = match self.renewed {
+            Some(at) if self.shared.is_leader() => {
+                (at + RENEW_DEADLINE).saturating_duration_since(now)
+            }
+            _ => RENEW_DEADLINE,
+        };
+        match tokio::time::timeout(budget, self.try_acquire_or_renew(now)).await {
             Ok(Ok(true)) => {
+                // Counted from when the request was sent: conservative.
                 self.renewed = Some(now);
                 if self.shared.set_leader(true) {
                     info!(lease = %self.name, identity = %self.identity, "acquired the lease: this replica exports the object series");
                 }
             }
             Ok(Ok(false)) => self.lose(),
-            Ok(Err(error)) => self.failed(now, &error.to_string(), logged_error),
-            Err(_) => self.failed(now, "the request timed out", logged_error),
+            Ok(Err(error)) => self.failed(&error.to_string(), logged_error),
+            Err(_) => self.failed("the request timed out", logged_error),
         }
     }
 
-    fn failed(&mut self, now: Instant, error: &str, logged_error: &mut Option<Instant>) {
+    fn failed(&mut self, error: &str, logged_error: &mut Option<Instant>) {
+        let now = Instant::now();
         if logged_error
             .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(60))
         {

@@ -205,6 +205,15 @@ fn sample_times(stack: &Stack, selector: &str, range: &str) -> Vec<f64> {
     times
 }
 
+/// The time of the first log line containing `text`, as Unix seconds.
+fn log_time(log: &str, text: &str) -> f64 {
+    let line = log
+        .lines()
+        .find(|l| l.contains(text))
+        .unwrap_or_else(|| panic!("no line with {text:?} in:\n{log}"));
+    unix(line.split_whitespace().next().unwrap())
+}
+
 fn max_gap(times: &[f64]) -> f64 {
     times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
 }
@@ -325,6 +334,13 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
         a.log_text().contains("could not renew the lease"),
         "A says why it stopped: {}",
         a.log_text()
+    );
+    // Never two writers: A stopped exporting before B took the lease.
+    let a_stopped = log_time(&a.log_text(), "could not renew the lease");
+    let b_took = log_time(&b.log_text(), "acquired the lease");
+    assert!(
+        a_stopped < b_took,
+        "A stopped at {a_stopped}, B took over at {b_took}: two writers overlapped"
     );
     report_figure(
         &stack,

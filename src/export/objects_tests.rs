@@ -771,3 +771,21 @@ async fn a_standby_sends_nothing_and_on_takeover_marks_what_changed_meanwhile() 
         .iter()
         .any(|p| p.value == Some(1) && p.labels.get("reason").map(String::as_str) == Some("C")));
 }
+
+#[tokio::test]
+async fn a_standby_that_never_exported_a_state_still_marks_it_on_takeover() {
+    // The standby lists the object as A, and it turns B before the standby's first (dry)
+    // export: the old leader may have exported A, so the takeover must end A.
+    let mut h = Harness::new(1 << 20);
+    h.shared.set_leader(false);
+    h.set(0, "v", &[("Ready", True, "A")], None);
+    h.set(0, "v", &[("Ready", False, "B")], None);
+    h.exporter.export(ExportKind::Changes).await;
+    assert!(h.recorder.take().is_empty());
+    h.shared.set_leader(true);
+    let report = h.exporter.export(ExportKind::Full).await;
+    let points = h.recorder.take().concat();
+    let marked: Vec<&Point> = points.iter().filter(|p| p.value.is_none()).collect();
+    assert_eq!(report.markers, 1, "{points:?}");
+    assert_eq!(marked[0].labels["reason"], "A");
+}
