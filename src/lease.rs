@@ -48,6 +48,15 @@ struct Observed {
     at: Instant,
 }
 
+/// What one read-and-write of the Lease came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Held,
+    NotHeld,
+    /// Our own renewal lost a race with another write: read again.
+    RenewConflict,
+}
+
 /// One replica's side of the election.
 pub struct Elector {
     api: Api<Lease>,
@@ -148,6 +157,16 @@ impl Elector {
 
     /// Whether this replica holds the Lease after this round.
     async fn try_acquire_or_renew(&mut self, now: Instant) -> Result<bool, kube::Error> {
+        // A conflict on our own renewal (someone wrote the Lease between our read and our
+        // write) is read again once before it counts: losing the Lease for a lost race
+        // would cost a full export on both replicas.
+        match self.attempt(now).await? {
+            Attempt::RenewConflict => Ok(matches!(self.attempt(now).await?, Attempt::Held)),
+            outcome => Ok(outcome == Attempt::Held),
+        }
+    }
+
+    async fn attempt(&mut self, now: Instant) -> Result<Attempt, kube::Error> {
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -157,8 +176,8 @@ impl Elector {
                 spec: Some(self.spec_acquired(0)),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                Ok(_) => Ok(Attempt::Held),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::NotHeld),
                 Err(e) => Err(e),
             };
         };
@@ -188,7 +207,7 @@ impl Elector {
                     .map_or(LEASE_DURATION, |s| Duration::from_secs(s.max(1) as u64));
                 let since = self.observed.as_ref().map_or(now, |o| o.at);
                 if now.saturating_duration_since(since) < duration {
-                    return Ok(false);
+                    return Ok(Attempt::NotHeld);
                 }
                 info!(lease = %self.name, previous = ?holder, "the lease expired: taking over");
             }
@@ -204,8 +223,9 @@ impl Elector {
             .replace(&self.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Ok(_) => Ok(Attempt::Held),
+            Err(kube::Error::Api(s)) if s.code == 409 && mine => Ok(Attempt::RenewConflict),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::NotHeld),
             Err(e) => Err(e),
         }
     }
