@@ -93,13 +93,6 @@ impl Health {
         }
     }
 
-    /// Whether any watch of `resource` is blind.
-    pub fn blind(&self, resource: ResourceId, now: Instant) -> bool {
-        self.watches
-            .iter()
-            .any(|((r, _), h)| *r == resource && h.blind(now))
-    }
-
     /// Blindness of resources `0..n`, by [`ResourceId`].
     pub fn blind_resources(&self, n: usize, now: Instant) -> Vec<bool> {
         let mut blind = vec![false; n];
@@ -176,7 +169,7 @@ mod tests {
             health.blind_resources(3, t0 + secs(95)),
             [false, true, false]
         );
-        assert!(!health.blind(ResourceId(0), t0 + secs(95)));
+        assert!(!health.blind_resources(3, t0 + secs(95))[0]);
         health.ok(ResourceId(1), &a);
         assert_eq!(health.blind_resources(3, t0 + secs(95)), [false; 3]);
     }

@@ -408,6 +408,9 @@ pub struct ScopeHandler {
     readiness: Arc<Readiness>,
     /// Inside `Init .. InitDone`: changes are not announced one by one; `InitDone` announces.
     in_resync: bool,
+    /// Whether this watch has failed since its last event (the health is only touched
+    /// when that changes, not on every event).
+    failing: bool,
     /// Whether this watch has completed a list since it started.
     synced_once: bool,
     /// The kind and time of the last error logged at `warn`, to rate-limit repeats.
@@ -431,6 +434,7 @@ impl ScopeHandler {
             shared,
             readiness,
             in_resync: false,
+            failing: false,
             synced_once: false,
             last_error: None,
             decode_warned: Default::default(),
@@ -442,7 +446,10 @@ impl ScopeHandler {
     }
 
     fn handle_event(&mut self, event: Event<ObjectView>) {
-        self.shared.watch_ok(self.id, &self.scope);
+        if std::mem::take(&mut self.failing) {
+            // The first event after an error: the watch works again.
+            self.shared.watch_ok(self.id, &self.scope);
+        }
         match event {
             Event::Apply(object) => {
                 self.stats().watch_events.inc("apply");
@@ -623,6 +630,7 @@ impl ScopeHandler {
         if kind != "crd_missing" {
             // A resource that is not served has nothing to vouch for: not blind.
             self.shared.watch_failed(self.id, &self.scope);
+            self.failing = true;
         }
         if kind == "crd_missing" && !self.synced_once {
             // Definitely nothing to watch yet: do not hold /readyz back for it.

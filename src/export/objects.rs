@@ -344,21 +344,23 @@ impl<S: Sink> ObjectExporter<S> {
         let mut targets = self.collect_targets(kind);
         // Every state the index replaced since the last export: a standby records them
         // (the leader may have exported any); the leader has its `delivered`.
-        let replaced = self.shared.index_mut().take_replaced();
+        let replaced = {
+            let mut index = self.shared.index_mut();
+            if kind != ExportKind::Retire {
+                for (key, state) in &mut targets {
+                    let withdrawn = blind.get(key.resource.0 as usize).copied().unwrap_or(false)
+                        || index.withdrawn(key, now);
+                    if withdrawn {
+                        *state = None;
+                    }
+                }
+            }
+            index.take_replaced()
+        };
         if !self.shared.is_leader() {
             for (key, states) in replaced {
                 let recent = self.recent.entry(key).or_default();
                 recent.extend(states.into_iter().map(|s| (now, s)));
-            }
-        }
-        if kind != ExportKind::Retire {
-            let index = self.shared.index();
-            for (key, state) in &mut targets {
-                let withdrawn = blind.get(key.resource.0 as usize).copied().unwrap_or(false)
-                    || index.withdrawn(key, now);
-                if withdrawn {
-                    *state = None;
-                }
             }
         }
         targets
