@@ -16,7 +16,7 @@ use crate::index::Scope;
 use crate::resource::WatchedResource;
 use crate::seinode::ConditionStatus;
 use crate::view::ObjectView;
-use crate::watch::WatchConfig;
+use crate::watched::WatchConfig;
 use crate::Error;
 
 /// Objects per list page: the API server's own default page size for kubectl.

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::seinode::{is_valid_reason, json_type, truncate, ConditionStatus, REASON_INVALID};
+use crate::stats::DecodeErrorKind;
 
 /// The reason exported when a condition has none (metav1 requires one; an empty reason is
 /// as good as none).
@@ -57,8 +58,8 @@ pub struct ObjectError {
 }
 
 impl ObjectError {
-    pub fn kind(&self) -> &'static str {
-        "conditions_not_a_list"
+    pub fn kind(&self) -> DecodeErrorKind {
+        DecodeErrorKind::ConditionsNotAList
     }
 }
 
@@ -85,14 +86,14 @@ pub enum ConditionError {
 }
 
 impl ConditionError {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> DecodeErrorKind {
         match self {
-            Self::NotAnObject(_) | Self::WrongType(..) => "wrong_type",
-            Self::InvalidType(_) => "invalid_type",
-            Self::MissingStatus(_) => "missing_status",
-            Self::InvalidStatus(..) => "invalid_status",
-            Self::InvalidTransitionTime(..) => "invalid_transition_time",
-            Self::TooMany => "too_many_conditions",
+            Self::NotAnObject(_) | Self::WrongType(..) => DecodeErrorKind::WrongType,
+            Self::InvalidType(_) => DecodeErrorKind::InvalidType,
+            Self::MissingStatus(_) => DecodeErrorKind::MissingStatus,
+            Self::InvalidStatus(..) => DecodeErrorKind::InvalidStatus,
+            Self::InvalidTransitionTime(..) => DecodeErrorKind::InvalidTransitionTime,
+            Self::TooMany => DecodeErrorKind::TooManyConditions,
         }
     }
 }
@@ -304,7 +305,7 @@ mod tests {
     fn conditions_not_a_list_is_an_object_error() {
         let err = decode_conditions(&object(json!({"type": "Ready"}))).unwrap_err();
         assert_eq!(err.found, "an object");
-        assert_eq!(err.kind(), "conditions_not_a_list");
+        assert_eq!(err.kind(), DecodeErrorKind::ConditionsNotAList);
     }
 
     #[test]
@@ -325,7 +326,7 @@ mod tests {
             d.conditions,
             vec![c("Ready", True, REASON_INVALID, None, None)]
         );
-        let kinds: Vec<&str> = d.skipped.iter().map(ConditionError::kind).collect();
+        let kinds: Vec<&str> = d.skipped.iter().map(|e| e.kind().as_str()).collect();
         assert_eq!(
             kinds,
             [

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::export::ExportConfig;
 use crate::resource::ResourceSpec;
-use crate::watch::{ListStrategy, WatchConfig};
+use crate::watched::{ListStrategy, WatchConfig};
 use crate::Error;
 
 /// The default OTLP/gRPC endpoint, as the OpenTelemetry specification sets it.
@@ -85,6 +85,24 @@ impl ScopeArgs {
     }
 }
 
+/// `--initial-list`: the flag's values for [`ListStrategy`] (the watch stage knows no flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitialList {
+    /// A streaming list (sendInitialEvents); falls back to paged lists where refused.
+    Stream,
+    /// Paged list requests, then a watch.
+    Paged,
+}
+
+impl From<InitialList> for ListStrategy {
+    fn from(value: InitialList) -> Self {
+        match value {
+            InitialList::Stream => ListStrategy::Stream,
+            InitialList::Paged => ListStrategy::Paged,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -102,8 +120,8 @@ pub struct RunArgs {
     pub scope: ScopeArgs,
     /// How to get all objects at start and after a relist: `stream` (one streaming watch;
     /// falls back to `paged` by itself where the API server has WatchList off) or `paged`.
-    #[arg(long, value_enum, value_name = "HOW", default_value_t = ListStrategy::Stream)]
-    pub initial_list: ListStrategy,
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = InitialList::Stream)]
+    pub initial_list: InitialList,
 
     /// OTLP/gRPC endpoint of the collector. Default: $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
     /// then $OTEL_EXPORTER_OTLP_ENDPOINT, then http://localhost:4317. Use https:// for TLS.

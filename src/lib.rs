@@ -47,6 +47,7 @@ pub mod stats;
 pub mod telemetry;
 pub mod view;
 pub mod watch;
+pub mod watched;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +59,7 @@ pub use error::Error;
 use crate::config::{CheckArgs, RunArgs};
 use crate::export::{ExportStage, FinalExport};
 use crate::state::Shared;
-use crate::watch::WatchConfig;
+use crate::watched::WatchConfig;
 
 /// How long the final object export may take after SIGTERM.
 pub const FINAL_EXPORT_DEADLINE: Duration = Duration::from_secs(15);
@@ -85,7 +86,7 @@ pub async fn run(
     } = &args;
     let export_config = args.export_config(&|var| std::env::var(var).ok())?;
     let watch_config = WatchConfig {
-        list: args.initial_list,
+        list: args.initial_list.into(),
         ..scope.watch_config()?
     };
     if max_series.is_some() {

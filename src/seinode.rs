@@ -14,6 +14,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::stats::DecodeErrorKind;
+
 /// The condition type published by sei-k8s-controller for the sidecar's TLS Secret.
 pub const CONDITION_TYPE: &str = "SidecarTLSSecretReady";
 
@@ -92,14 +94,14 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// A fixed, bounded label value for the decode-error counter.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> DecodeErrorKind {
         match self {
-            Self::ConditionsNotAList { .. } => "conditions_not_a_list",
-            Self::TlsNotAnObject { .. } => "tls_not_an_object",
-            Self::MissingStatus => "missing_status",
-            Self::InvalidStatus(_) => "invalid_status",
-            Self::InvalidTransitionTime(_) => "invalid_transition_time",
-            Self::WrongType { .. } => "wrong_type",
+            Self::ConditionsNotAList { .. } => DecodeErrorKind::ConditionsNotAList,
+            Self::TlsNotAnObject { .. } => DecodeErrorKind::TlsNotAnObject,
+            Self::MissingStatus => DecodeErrorKind::MissingStatus,
+            Self::InvalidStatus(_) => DecodeErrorKind::InvalidStatus,
+            Self::InvalidTransitionTime(_) => DecodeErrorKind::InvalidTransitionTime,
+            Self::WrongType { .. } => DecodeErrorKind::WrongType,
         }
     }
 }
@@ -420,7 +422,7 @@ mod tests {
         let text = err.to_string();
         assert!(text.len() < 200, "{text}");
         assert!(!text.contains('\n'));
-        assert_eq!(err.kind(), "invalid_status");
+        assert_eq!(err.kind(), DecodeErrorKind::InvalidStatus);
     }
 }
 

@@ -1,83 +1,152 @@
 //! The watcher's own counters: plain atomics written by the watch and export stages and
-//! read at collection time by the export stage (and by tests). Every label value is a
-//! fixed `&'static str`, so no self-metric can grow unbounded.
+//! read at collection time by the export stage (and by tests). Every label is an enum of
+//! fixed values ([`Label`]), so no self-metric can grow unbounded and a counter can only be
+//! given a value it knows.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-/// A counter with one fixed label whose values are known at compile time.
-#[derive(Debug)]
-pub struct LabeledCounter<const N: usize> {
-    pub label: &'static str,
-    pub values: [&'static str; N],
-    counts: [AtomicU64; N],
+/// One label of a self-metric: its name and every value it can take.
+pub trait Label: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
+    /// The label's name (`kind`, `event`, `stage`).
+    const KEY: &'static str;
+    /// Every value, in the order the counters keep them.
+    const ALL: &'static [Self];
+    /// The value as it appears in the metric.
+    fn as_str(self) -> &'static str;
+    /// The value's position in [`Self::ALL`].
+    fn position(self) -> usize;
 }
 
-impl<const N: usize> LabeledCounter<N> {
-    pub const fn new(label: &'static str, values: [&'static str; N]) -> Self {
+/// Defines a label enum: its variants with their metric values, `as_str`, `ALL`, Display.
+macro_rules! label {
+    ($(#[$doc:meta])* $name:ident: $key:literal { $($(#[$vdoc:meta])* $variant:ident = $value:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl Label for $name {
+            const KEY: &'static str = $key;
+            const ALL: &'static [Self] = &[$(Self::$variant,)+];
+            fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $value,)+
+                }
+            }
+            fn position(self) -> usize {
+                self as usize
+            }
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                Label::as_str(self)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+label! {
+    /// Kinds of watch events, as the `event` label.
+    WatchEvent: "event" {
+        Apply = "apply",
+        Delete = "delete",
+        Init = "init",
+        InitApply = "init_apply",
+        InitDone = "init_done",
+    }
+}
+
+label! {
+    /// Kinds of watch errors, as the `kind` label (see [`crate::watch::classify`]).
+    WatchErrorKind: "kind" {
+        /// 404: the resource is not served (its CRD is not installed).
+        CrdMissing = "crd_missing",
+        /// 403: RBAC refuses list/watch.
+        Forbidden = "forbidden",
+        /// 401: the credentials are rejected.
+        Unauthorized = "unauthorized",
+        /// 410: the resourceVersion expired; the watch relists.
+        Expired = "expired",
+        /// No answer: the API server cannot be reached (or the connection hung).
+        Connect = "connect",
+        /// 400/422 about `sendInitialEvents`: WatchList is off; the watch falls back to pages.
+        StreamingRefused = "streaming_refused",
+        /// Any other 400/422, such as a label selector the API server cannot parse.
+        BadRequest = "bad_request",
+        /// A second resource would export the same metric family.
+        FamilyConflict = "family_conflict",
+        /// Anything else.
+        Other = "other",
+    }
+}
+
+label! {
+    /// Kinds of objects or conditions that could not be read, as the `kind` label (see
+    /// [`crate::conditions::ConditionError::kind`] and [`crate::seinode::DecodeError::kind`]).
+    DecodeErrorKind: "kind" {
+        ConditionsNotAList = "conditions_not_a_list",
+        TlsNotAnObject = "tls_not_an_object",
+        MissingStatus = "missing_status",
+        InvalidStatus = "invalid_status",
+        InvalidTransitionTime = "invalid_transition_time",
+        WrongType = "wrong_type",
+        InvalidType = "invalid_type",
+        TooManyConditions = "too_many_conditions",
+        /// An object without metadata.name (or metadata.namespace, if namespaced).
+        Other = "other",
+    }
+}
+
+label! {
+    /// What an export failure was about, as the `stage` label: the watcher's own encoding
+    /// of object series and staleness markers, or the SDK's export of the self-metrics.
+    ExportStage: "stage" {
+        Objects = "objects",
+        SelfMetrics = "self",
+    }
+}
+
+/// A counter per value of one label.
+#[derive(Debug)]
+pub struct Counter<L: Label> {
+    counts: Box<[AtomicU64]>,
+    _label: std::marker::PhantomData<L>,
+}
+
+impl<L: Label> Default for Counter<L> {
+    fn default() -> Self {
         Self {
-            label,
-            values,
-            counts: [const { AtomicU64::new(0) }; N],
+            counts: L::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            _label: std::marker::PhantomData,
         }
     }
+}
 
-    /// Adds one to the counter whose label value is `value`. An unknown value is a bug in
-    /// this crate, not bad input: it is counted under the last value ("other").
-    pub fn inc(&self, value: &str) {
-        let at = self
-            .values
-            .iter()
-            .position(|v| *v == value)
-            .unwrap_or(N - 1);
-        self.counts[at].fetch_add(1, Ordering::Relaxed);
+impl<L: Label> Counter<L> {
+    pub fn inc(&self, value: L) {
+        self.counts[value.position()].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn get(&self, value: &str) -> u64 {
-        self.values
-            .iter()
-            .position(|v| *v == value)
-            .map_or(0, |at| self.counts[at].load(Ordering::Relaxed))
+    pub fn get(&self, value: L) -> u64 {
+        self.counts[value.position()].load(Ordering::Relaxed)
     }
 
     /// (label value, count) pairs, for the export callbacks.
-    pub fn snapshot(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.values
+    pub fn snapshot(&self) -> impl Iterator<Item = (L, u64)> + '_ {
+        L::ALL
             .iter()
-            .zip(&self.counts)
+            .zip(self.counts.iter())
             .map(|(v, c)| (*v, c.load(Ordering::Relaxed)))
     }
 }
-
-/// Kinds of watch events, as the `event` label.
-pub const WATCH_EVENTS: [&str; 5] = ["apply", "delete", "init", "init_apply", "init_done"];
-/// Kinds of watch errors, as the `kind` label (see [`crate::watch::classify`]).
-pub const WATCH_ERRORS: [&str; 9] = [
-    "crd_missing",
-    "forbidden",
-    "unauthorized",
-    "expired",
-    "connect",
-    "streaming_refused",
-    "bad_request",
-    "family_conflict",
-    "other",
-];
-/// Kinds of objects or conditions that could not be read, as the `kind` label (see
-/// [`crate::conditions::ConditionError::kind`] and [`crate::seinode::DecodeError::kind`]).
-pub const DECODE_ERRORS: [&str; 9] = [
-    "conditions_not_a_list",
-    "tls_not_an_object",
-    "missing_status",
-    "invalid_status",
-    "invalid_transition_time",
-    "wrong_type",
-    "invalid_type",
-    "too_many_conditions",
-    "other",
-];
-/// What an export failure was about, as the `stage` label: the watcher's own encoding of
-/// object series and staleness markers, or the SDK's export of the self-metrics.
-pub const EXPORT_STAGES: [&str; 2] = ["objects", "self"];
 
 /// Counters of one watched resource (its `resource` label is [`ResourceStats::label`]).
 #[derive(Debug)]
@@ -85,12 +154,12 @@ pub struct ResourceStats {
     /// `plural.group`.
     pub label: String,
     /// Watch events received, by kind: shows the watch is alive and how busy it is.
-    pub watch_events: LabeledCounter<5>,
+    pub watch_events: Counter<WatchEvent>,
     /// Watch stream errors by kind: a CRD that is missing, RBAC refusals, expired
     /// resourceVersions, connection failures.
-    pub watch_errors: LabeledCounter<9>,
+    pub watch_errors: Counter<WatchErrorKind>,
     /// Objects or conditions skipped because they could not be read, by kind.
-    pub decode_errors: LabeledCounter<9>,
+    pub decode_errors: Counter<DecodeErrorKind>,
     /// Unix seconds of the last completed (re)list; 0 before the first one.
     pub last_list_unix: AtomicI64,
 }
@@ -99,9 +168,9 @@ impl ResourceStats {
     pub fn new(label: String) -> Self {
         Self {
             label,
-            watch_events: LabeledCounter::new("event", WATCH_EVENTS),
-            watch_errors: LabeledCounter::new("kind", WATCH_ERRORS),
-            decode_errors: LabeledCounter::new("kind", DECODE_ERRORS),
+            watch_events: Counter::default(),
+            watch_errors: Counter::default(),
+            decode_errors: Counter::default(),
             last_list_unix: AtomicI64::new(0),
         }
     }
@@ -112,7 +181,7 @@ pub struct Stats {
     /// Per watched resource, indexed by [`crate::resource::ResourceId`].
     pub resources: Vec<ResourceStats>,
     /// Failed exports, by stage.
-    pub export_errors: LabeledCounter<2>,
+    pub export_errors: Counter<ExportStage>,
     /// Successful exports of object series (periodic and event-driven).
     pub exports: AtomicU64,
     /// Staleness markers delivered for series that disappeared.
@@ -124,7 +193,7 @@ impl Stats {
     pub fn new(labels: impl IntoIterator<Item = String>) -> Self {
         Self {
             resources: labels.into_iter().map(ResourceStats::new).collect(),
-            export_errors: LabeledCounter::new("stage", EXPORT_STAGES),
+            export_errors: Counter::default(),
             exports: AtomicU64::new(0),
             staleness_markers: AtomicU64::new(0),
         }
@@ -142,48 +211,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_by_label_and_folds_unknown_values_into_the_last() {
-        let c = LabeledCounter::new("kind", ["a", "b", "other"]);
-        c.inc("a");
-        c.inc("a");
-        c.inc("zzz");
-        assert_eq!(c.get("a"), 2);
-        assert_eq!(c.get("b"), 0);
-        assert_eq!(c.get("other"), 1);
+    fn counts_by_label_value() {
+        let c = Counter::<WatchEvent>::default();
+        c.inc(WatchEvent::Apply);
+        c.inc(WatchEvent::Apply);
+        c.inc(WatchEvent::InitDone);
+        assert_eq!(c.get(WatchEvent::Apply), 2);
+        assert_eq!(c.get(WatchEvent::Delete), 0);
         assert_eq!(
-            c.snapshot().collect::<Vec<_>>(),
-            vec![("a", 2), ("b", 0), ("other", 1)]
+            c.snapshot()
+                .map(|(v, n)| (v.as_str(), n))
+                .collect::<Vec<_>>(),
+            vec![
+                ("apply", 2),
+                ("delete", 0),
+                ("init", 0),
+                ("init_apply", 0),
+                ("init_done", 1)
+            ]
         );
     }
 
     #[test]
-    fn decode_error_kinds_are_all_labels() {
-        use crate::conditions::{ConditionError, ObjectError};
-        use crate::seinode::DecodeError;
-        assert!(DECODE_ERRORS.contains(&ObjectError { found: "x" }.kind()));
-        for e in [
-            ConditionError::NotAnObject("x"),
-            ConditionError::InvalidType(String::new()),
-            ConditionError::MissingStatus(String::new()),
-            ConditionError::InvalidStatus(String::new(), String::new()),
-            ConditionError::InvalidTransitionTime(String::new(), String::new()),
-            ConditionError::WrongType(String::new(), String::new()),
-            ConditionError::TooMany,
-        ] {
-            assert!(DECODE_ERRORS.contains(&e.kind()), "{}", e.kind());
+    fn every_label_value_is_distinct_and_in_position() {
+        fn check<L: Label>() {
+            let mut seen = std::collections::HashSet::new();
+            for (i, v) in L::ALL.iter().enumerate() {
+                assert_eq!(v.position(), i, "{v:?}");
+                assert!(
+                    seen.insert(v.as_str()),
+                    "{} repeats in {}",
+                    v.as_str(),
+                    L::KEY
+                );
+                assert!(
+                    v.as_str()
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_'),
+                    "{}",
+                    v.as_str()
+                );
+            }
         }
-        for e in [
-            DecodeError::ConditionsNotAList { found: "x" },
-            DecodeError::TlsNotAnObject { found: "x" },
-            DecodeError::MissingStatus,
-            DecodeError::InvalidStatus(String::new()),
-            DecodeError::InvalidTransitionTime(String::new()),
-            DecodeError::WrongType {
-                field: "x",
-                detail: String::new(),
-            },
-        ] {
-            assert!(DECODE_ERRORS.contains(&e.kind()), "{}", e.kind());
-        }
+        check::<WatchEvent>();
+        check::<WatchErrorKind>();
+        check::<DecodeErrorKind>();
+        check::<ExportStage>();
     }
 }

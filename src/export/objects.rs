@@ -327,7 +327,10 @@ impl<S: Sink> ObjectExporter<S> {
             }
             Err(status) => {
                 report.failed_requests += 1;
-                self.shared.stats.export_errors.inc("objects");
+                self.shared
+                    .stats
+                    .export_errors
+                    .inc(crate::stats::ExportStage::Objects);
                 self.failures.failed(
                     kind.as_str(),
                     &format_args!("{} ({bytes} bytes)", status_text(&status)),

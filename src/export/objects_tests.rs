@@ -395,7 +395,13 @@ async fn a_refused_export_loses_no_marker() {
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let report = h.exporter.export(ExportKind::Changes).await;
     assert_eq!(report.failed_requests, 1);
-    assert_eq!(h.shared.stats.export_errors.get("objects"), 1);
+    assert_eq!(
+        h.shared
+            .stats
+            .export_errors
+            .get(crate::stats::ExportStage::Objects),
+        1
+    );
     h.recorder
         .refuse
         .store(false, std::sync::atomic::Ordering::SeqCst);

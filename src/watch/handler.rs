@@ -1,0 +1,320 @@
+//! One watch's handling of its stream: events into the index, errors classified, counted
+//! and logged (rate-limited), unreadable objects kept for a while and warned about once.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::watcher::{self, Event};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::errors::{classify, explain, process_wide_line_due, status_code};
+use super::{Readiness, ERROR_LOG_INTERVAL};
+use crate::conditions::decode_conditions;
+use crate::index::{Change, Scope};
+use crate::resource::{ResourceId, WatchedResource};
+use crate::seinode::decode_verdict;
+use crate::state::Shared;
+use crate::stats::{DecodeErrorKind, ResourceStats, WatchErrorKind, WatchEvent};
+use crate::view::ObjectView;
+
+/// How often a watch logs the same unreadable object at `warn`; the rest go to `debug` (all
+/// are counted). A controller that keeps writing a bad status would otherwise cost a line
+/// per event.
+pub(super) const DECODE_LOG_INTERVAL: Duration = Duration::from_secs(300);
+/// Objects remembered for that rate limit before the memory is cleared.
+const DECODE_WARNED_MAX: usize = 10_000;
+
+/// Why [`watch_scope`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The stream ended (it does not, in practice: errors are retried).
+    StreamEnded,
+    /// A streaming list was refused with this HTTP status before the first sync.
+    StreamingRefused(u16),
+}
+
+/// Drives one watch stream into the index. With `streaming`, returns early if the API
+/// server refuses the streaming list before the first sync (400 or 422: the request's
+/// `sendInitialEvents`/`resourceVersionMatch` are invalid where WatchList is off).
+pub async fn watch_scope<S>(stream: S, handler: &mut ScopeHandler, streaming: bool) -> Ended
+where
+    S: futures::Stream<Item = Result<Event<ObjectView>, watcher::Error>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(event) => handler.handle_event(event),
+            Err(error) => {
+                if streaming
+                    && !handler.synced_once
+                    && classify(&error) == WatchErrorKind::StreamingRefused
+                {
+                    handler
+                        .stats()
+                        .watch_errors
+                        .inc(WatchErrorKind::StreamingRefused);
+                    return Ended::StreamingRefused(status_code(&error).unwrap_or(400));
+                }
+                handler.handle_error(&error)
+            }
+        }
+    }
+    Ended::StreamEnded
+}
+
+/// The state of one watch between events.
+pub struct ScopeHandler {
+    id: ResourceId,
+    pub(super) resource: Arc<WatchedResource>,
+    pub(super) scope: Scope,
+    shared: Arc<Shared>,
+    readiness: Arc<Readiness>,
+    /// Inside `Init .. InitDone`: changes are not announced one by one; `InitDone` announces.
+    in_resync: bool,
+    /// Whether this watch has failed since its last event (the health is only touched
+    /// when that changes, not on every event).
+    failing: bool,
+    /// Whether this watch has completed a list since it started.
+    pub(super) synced_once: bool,
+    /// The kind and time of the last error logged at `warn`, to rate-limit repeats.
+    last_error: Option<(WatchErrorKind, Instant)>,
+    /// When each unreadable object was last logged at `warn`.
+    decode_warned: std::cell::RefCell<std::collections::HashMap<(String, String), Instant>>,
+}
+
+impl ScopeHandler {
+    pub fn new(
+        id: ResourceId,
+        resource: Arc<WatchedResource>,
+        scope: Scope,
+        shared: Arc<Shared>,
+        readiness: Arc<Readiness>,
+    ) -> Self {
+        Self {
+            id,
+            resource,
+            scope,
+            shared,
+            readiness,
+            in_resync: false,
+            failing: false,
+            synced_once: false,
+            last_error: None,
+            decode_warned: Default::default(),
+        }
+    }
+
+    pub(super) fn stats(&self) -> &ResourceStats {
+        self.shared.stats.resource(self.id)
+    }
+
+    fn handle_event(&mut self, event: Event<ObjectView>) {
+        if std::mem::take(&mut self.failing) {
+            // The first event after an error: the watch works again.
+            self.shared.watch_ok(self.id, &self.scope);
+        }
+        match event {
+            Event::Apply(object) => {
+                self.stats().watch_events.inc(WatchEvent::Apply);
+                self.apply(&object);
+            }
+            Event::Delete(object) => {
+                self.stats().watch_events.inc(WatchEvent::Delete);
+                if let Some((namespace, name)) = crate::watched::identity(&self.resource, &object) {
+                    let mut index = self.shared.index_mut();
+                    let key = index.key(self.id, namespace, name);
+                    if index.delete(&key).is_change() {
+                        drop(index);
+                        self.announce();
+                    }
+                }
+            }
+            Event::Init => {
+                self.stats().watch_events.inc(WatchEvent::Init);
+                self.in_resync = true;
+                self.shared
+                    .index_mut()
+                    .begin_resync(self.id, self.scope.clone());
+            }
+            Event::InitApply(object) => {
+                self.stats().watch_events.inc(WatchEvent::InitApply);
+                self.apply(&object);
+            }
+            Event::InitDone => {
+                self.stats().watch_events.inc(WatchEvent::InitDone);
+                self.in_resync = false;
+                let (removed, total) = {
+                    let mut index = self.shared.index_mut();
+                    let removed = index.finish_resync(self.id, &self.scope);
+                    (
+                        removed,
+                        index.count_by_resource(self.id.0 as usize + 1)[self.id.0 as usize],
+                    )
+                };
+                self.stats()
+                    .last_list_unix
+                    .store(jiff::Timestamp::now().as_second(), Ordering::Relaxed);
+                if let Some((kind, _)) = self.last_error.take() {
+                    info!(resource = %self.resource.label, scope = ?self.scope, previous_error = %kind, "watch recovered");
+                }
+                // The list pages are parsed and dropped: give their memory back.
+                crate::memory::release_free_memory();
+                if !self.synced_once {
+                    self.synced_once = true;
+                    self.readiness.scope_synced();
+                    info!(resource = %self.resource.label, scope = ?self.scope, objects = total, "initial list complete");
+                } else {
+                    info!(resource = %self.resource.label, scope = ?self.scope, objects = total, removed, "relisted");
+                }
+                self.announce();
+            }
+        }
+    }
+
+    /// Decodes one object and records its state; a malformed object keeps its last state.
+    fn apply(&mut self, object: &ObjectView) {
+        let Some((namespace, name)) = crate::watched::identity(&self.resource, object) else {
+            self.stats().decode_errors.inc(DecodeErrorKind::Other);
+            warn!(
+                resource = %self.resource.label,
+                "skipping a {} without metadata.name{}; check the API server's CRD for {}",
+                self.resource.api.kind,
+                if self.resource.namespaced { " or metadata.namespace" } else { "" },
+                self.resource.label
+            );
+            return;
+        };
+        // Decoding happens before the lock is taken: the lock only guards a map insert.
+        let conditions = decode_conditions(&object.data);
+        let tls = self
+            .resource
+            .is_seinode
+            .then(|| decode_verdict(&object.data));
+        let generation = object.metadata.generation;
+        let mut index = self.shared.index_mut();
+        let key = index.key(self.id, namespace, name);
+        index.touch(&self.scope, &key);
+        let decoded = match conditions {
+            Ok(decoded) => {
+                index.clear_undecodable(&key);
+                decoded
+            }
+            Err(error) => {
+                index.mark_undecodable(&key, tokio::time::Instant::now());
+                drop(index);
+                self.stats().decode_errors.inc(error.kind());
+                self.decode_warning(
+                    namespace,
+                    name,
+                    format_args!(
+                        "skipping {} {namespace}/{name} whose status cannot be read ({error}); its \
+                         last known conditions are kept for {}s, then withdrawn; fix the object's \
+                         status or the controller that wrote it",
+                        self.resource.api.kind,
+                        crate::health::BLIND_AFTER.as_secs()
+                    ),
+                );
+                return;
+            }
+        };
+        let (tls, tls_error) = match tls {
+            None => (None, None),
+            Some(Ok(verdict)) => (verdict, None),
+            Some(Err(error)) => (None, Some(error)),
+        };
+        let mut state = index.state(generation, decoded.conditions, tls);
+        if tls_error.is_some() {
+            // The seed's verdict could not be read: keep the last known one.
+            state.tls = index.get(&key).and_then(|s| s.tls.clone());
+        }
+        let change = index.apply(key, state);
+        drop(index);
+        let mut problems: Vec<String> = Vec::new();
+        for skipped in &decoded.skipped {
+            self.stats().decode_errors.inc(skipped.kind());
+            problems.push(skipped.to_string());
+        }
+        if let Some(error) = &tls_error {
+            // The same bad SidecarTLSSecretReady entry is one problem, counted once.
+            if !problems
+                .iter()
+                .any(|p| p.contains(crate::seinode::CONDITION_TYPE))
+            {
+                self.stats().decode_errors.inc(error.kind());
+                problems.push(error.to_string());
+            }
+        }
+        if !problems.is_empty() {
+            self.decode_warning(
+                namespace,
+                name,
+                format_args!(
+                    "skipping {} {namespace}/{name} conditions that cannot be read ({}); its other \
+                     conditions are exported{}",
+                    self.resource.api.kind,
+                    problems.join("; "),
+                    if tls_error.is_some() { " and its last known sidecar TLS verdict is kept" } else { "" }
+                ),
+            );
+        }
+        if change.is_change() && !self.in_resync {
+            self.announce();
+        }
+        if change == Change::Added {
+            debug!(resource = %self.resource.label, namespace, name, "object watched");
+        }
+    }
+
+    /// Logs an unreadable object at `warn`, at most once per [`DECODE_LOG_INTERVAL`] per
+    /// object (a controller that keeps rewriting a bad status would otherwise cost a line per
+    /// event); at `debug` otherwise. Every occurrence is counted by the caller.
+    fn decode_warning(&self, namespace: &str, name: &str, text: std::fmt::Arguments<'_>) {
+        let now = Instant::now();
+        let mut warned = self.decode_warned.borrow_mut();
+        let key = (namespace.to_owned(), name.to_owned());
+        if warned
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < DECODE_LOG_INTERVAL)
+        {
+            debug!(resource = %self.resource.label, namespace, name, "{text}");
+            return;
+        }
+        if warned.len() >= DECODE_WARNED_MAX {
+            // Bounded memory: forget who was warned about; worst case, a line more.
+            warned.clear();
+        }
+        warned.insert(key, now);
+        warn!(resource = %self.resource.label, namespace, name, "{text}");
+    }
+
+    fn handle_error(&mut self, error: &watcher::Error) {
+        let kind = classify(error);
+        self.stats().watch_errors.inc(kind);
+        if kind != WatchErrorKind::CrdMissing {
+            // A resource that is not served has nothing to vouch for: not blind.
+            self.shared.watch_failed(self.id, &self.scope);
+            self.failing = true;
+        }
+        if kind == WatchErrorKind::CrdMissing && !self.synced_once {
+            // Definitely nothing to watch yet: do not hold /readyz back for it.
+            self.readiness.not_served();
+        }
+        let repeat = matches!(self.last_error, Some((k, at)) if k == kind && at.elapsed() < ERROR_LOG_INTERVAL)
+            // An unreachable API server or rejected credentials fail every watch alike: one
+            // line for the process, not one per resource and namespace.
+            || (matches!(kind, WatchErrorKind::Connect | WatchErrorKind::Unauthorized) && !process_wide_line_due(kind));
+        if repeat {
+            debug!(resource = %self.resource.label, scope = ?self.scope, %kind, %error, "watch error (retrying with backoff)");
+            return;
+        }
+        self.last_error = Some((kind, Instant::now()));
+        warn!(resource = %self.resource.label, scope = ?self.scope, %kind, "{}; retrying with backoff", explain(kind, &self.resource.label, error));
+    }
+
+    fn announce(&self) {
+        self.shared.changed.notify_one();
+    }
+}

@@ -1,0 +1,520 @@
+//! Tests of the watch stage against scripted event streams.
+
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::watcher::{self, Event};
+
+use super::errors::{classify, explain};
+use super::*;
+use crate::resource::{ResourceSpec, WatchedResource};
+use crate::seinode::ConditionStatus;
+use crate::stats::{DecodeErrorKind, WatchErrorKind, WatchEvent};
+use crate::view::ObjectView;
+use kube::core::response::Status;
+use serde_json::json;
+
+fn object(ns: &str, name: &str, status: Option<&str>) -> ObjectView {
+    let mut o = ObjectView::default();
+    o.metadata.name = Some(name.to_owned());
+    o.metadata.namespace = Some(ns.to_owned());
+    let conditions = match status {
+        Some(s) => json!([{"type": "SidecarTLSSecretReady", "status": s, "reason": "R",
+                           "lastTransitionTime": "2026-01-01T00:00:00Z"}]),
+        None => json!("not a list"),
+    };
+    o.data = json!({"spec": {"sidecar": {"tls": {"secretName": "x"}}},
+                    "status": {"conditions": conditions}});
+    o
+}
+
+/// The seed's verdict status of a SeiNode.
+fn status_of(shared: &Shared, ns: &str, name: &str) -> Option<ConditionStatus> {
+    let mut index = shared.index_mut();
+    let key = index.key(ResourceId(0), ns, name);
+    index
+        .get(&key)
+        .and_then(|s| s.tls.as_ref().map(|v| v.status))
+}
+
+type Events = Vec<Result<Event<ObjectView>, watcher::Error>>;
+
+/// Shared state watching only SeiNodes (ResourceId 0), already resolved.
+fn seinode_shared() -> (Arc<Shared>, Arc<WatchedResource>) {
+    let specs = vec![ResourceSpec::defaults().remove(0)];
+    let shared = Arc::new(Shared::new(&specs));
+    let resource = shared
+        .register_resource(ResourceId(0), specs[0].known().unwrap())
+        .unwrap();
+    (shared, resource)
+}
+
+/// Runs a watch of SeiNodes in all namespaces over `events`, into `shared`.
+async fn watch_into(events: Events, shared: Arc<Shared>, streaming: bool) -> Ended {
+    let resource = shared.resources()[0].clone().unwrap();
+    let readiness = Readiness::new(shared.clone(), 1);
+    let mut handler = ScopeHandler::new(
+        ResourceId(0),
+        resource,
+        Scope::AllNamespaces,
+        shared,
+        readiness,
+    );
+    watch_scope(futures::stream::iter(events), &mut handler, streaming).await
+}
+
+async fn feed(events: Events, shared: Arc<Shared>) {
+    watch_into(events, shared, false).await;
+}
+
+/// Runs a fresh watch over `events`; returns why it ended and the state it left.
+async fn run_watch(events: Events, streaming: bool) -> (Ended, Arc<Shared>) {
+    let (shared, _) = seinode_shared();
+    let ended = watch_into(events, shared.clone(), streaming).await;
+    (ended, shared)
+}
+
+#[tokio::test]
+async fn relist_replaces_state_and_bad_objects_keep_their_verdict() {
+    let (shared, _) = seinode_shared();
+    feed(
+        vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(object("ns", "a", Some("True")))),
+            Ok(Event::InitApply(object("ns", "b", Some("False")))),
+            Ok(Event::InitApply(object("ns", "c", Some("True")))),
+            Ok(Event::InitDone),
+            // A bad update of b: counted and skipped, b stays False.
+            Ok(Event::Apply(object("ns", "b", None))),
+            Ok(Event::Delete(object("ns", "c", Some("True")))),
+            // A watch error does not end the stream handling.
+            Err(watcher::Error::NoResourceVersion),
+            // A relist that no longer has `a`, and where b is still malformed.
+            Ok(Event::Init),
+            Ok(Event::InitApply(object("ns", "b", None))),
+            Ok(Event::InitApply(object("ns", "d", Some("Unknown")))),
+            Ok(Event::InitDone),
+        ],
+        shared.clone(),
+    )
+    .await;
+    assert!(shared.watches_synced());
+    assert_eq!(status_of(&shared, "ns", "a"), None, "not relisted: removed");
+    assert_eq!(
+        status_of(&shared, "ns", "b"),
+        Some(ConditionStatus::False),
+        "malformed: kept"
+    );
+    assert_eq!(status_of(&shared, "ns", "c"), None, "deleted");
+    assert_eq!(
+        status_of(&shared, "ns", "d"),
+        Some(ConditionStatus::Unknown)
+    );
+    let stats = shared.stats.resource(ResourceId(0));
+    assert_eq!(
+        stats.decode_errors.get(DecodeErrorKind::ConditionsNotAList),
+        2
+    );
+    assert_eq!(stats.watch_errors.get(WatchErrorKind::Other), 1);
+    assert_eq!(stats.watch_events.get(WatchEvent::InitApply), 5);
+    assert_eq!(stats.watch_events.get(WatchEvent::InitDone), 2);
+    assert!(
+        stats
+            .last_list_unix
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+}
+
+#[tokio::test]
+async fn objects_without_namespace_or_name_are_counted_and_skipped() {
+    let (shared, _) = seinode_shared();
+    let mut no_namespace = object("ns", "a", Some("True"));
+    no_namespace.metadata.namespace = None;
+    let mut no_name = object("ns", "b", Some("True"));
+    no_name.metadata.name = None;
+    feed(
+        vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(no_namespace.clone())),
+            Ok(Event::InitApply(object("ns", "ok", Some("True")))),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(no_name)),
+            Ok(Event::Delete(no_namespace)),
+        ],
+        shared.clone(),
+    )
+    .await;
+    assert_eq!(
+        shared
+            .stats
+            .resource(ResourceId(0))
+            .decode_errors
+            .get(DecodeErrorKind::Other),
+        2
+    );
+    assert_eq!(shared.index().len(), 1);
+    assert_eq!(status_of(&shared, "ns", "ok"), Some(ConditionStatus::True));
+}
+
+#[tokio::test]
+async fn not_ready_until_first_list_completes() {
+    let (shared, _) = seinode_shared();
+    feed(
+        vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(object("ns", "a", Some("True")))),
+        ],
+        shared.clone(),
+    )
+    .await;
+    assert!(!shared.watches_synced());
+    shared.mark_exporter_ready();
+    assert!(!shared.is_ready());
+}
+
+#[test]
+fn classifies_errors_by_status_code() {
+    let api = |code| {
+        watcher::Error::InitialListFailed(kube::Error::Api(Box::new(Status {
+            code,
+            ..Status::default()
+        })))
+    };
+    assert_eq!(classify(&api(404)), WatchErrorKind::CrdMissing);
+    assert_eq!(classify(&api(403)), WatchErrorKind::Forbidden);
+    assert_eq!(classify(&api(401)), WatchErrorKind::Unauthorized);
+    assert_eq!(classify(&api(500)), WatchErrorKind::Other);
+    let gone = watcher::Error::WatchError(Box::new(Status {
+        code: 410,
+        ..Status::default()
+    }));
+    assert_eq!(classify(&gone), WatchErrorKind::Expired);
+    assert!(
+        explain(WatchErrorKind::CrdMissing, "seinodes.sei.io", &api(404))
+            .contains("CRD is not installed")
+    );
+}
+
+#[test]
+fn one_watch_per_namespace_or_one_for_all() {
+    let all = WatchConfig::default();
+    assert_eq!(all.scopes(), vec![Scope::AllNamespaces]);
+    let cluster_scoped = WatchedResource {
+        namespaced: false,
+        ..ResourceSpec::defaults()[0].known().unwrap()
+    };
+    let some = WatchConfig {
+        namespaces: vec!["b".into(), "a".into(), "b".into()],
+        ..WatchConfig::default()
+    };
+    assert_eq!(
+        some.scopes(),
+        vec![Scope::Namespace("a".into()), Scope::Namespace("b".into())]
+    );
+    assert_eq!(some.scopes_of(&cluster_scoped), vec![Scope::AllNamespaces]);
+}
+
+fn conditions(o: &ObjectView) -> serde_json::Value {
+    o.data["status"]["conditions"].clone()
+}
+
+#[tokio::test]
+async fn every_condition_and_the_generation_reach_the_index() {
+    let (shared, _) = seinode_shared();
+    let mut o = object("ns", "v", Some("True"));
+    o.metadata.generation = Some(7);
+    let mut list = conditions(&o).as_array().unwrap().clone();
+    list.push(json!({"type": "SigningKeyReady", "status": "False", "reason": "SigningKeyInvalid", "observedGeneration": 6}));
+    list.push(json!({"type": "Broken", "status": "maybe"}));
+    o.data["status"]["conditions"] = serde_json::Value::Array(list);
+    feed(
+        vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(o)),
+            Ok(Event::InitDone),
+        ],
+        shared.clone(),
+    )
+    .await;
+    let mut index = shared.index_mut();
+    let key = index.key(ResourceId(0), "ns", "v");
+    let state = index.get(&key).unwrap().clone();
+    assert_eq!(state.generation, Some(7));
+    let types: Vec<&str> = state.conditions.iter().map(|c| &*c.type_).collect();
+    assert_eq!(types, ["SidecarTLSSecretReady", "SigningKeyReady"]);
+    assert_eq!(state.outdated_by(&state.conditions[1]), Some(1));
+    assert_eq!(state.tls.as_ref().unwrap().status, ConditionStatus::True);
+    drop(index);
+    assert_eq!(
+        shared
+            .stats
+            .resource(ResourceId(0))
+            .decode_errors
+            .get(DecodeErrorKind::InvalidStatus),
+        1,
+        "the bad condition is counted"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_crd_does_not_hold_readiness_back() {
+    let (shared, _) = seinode_shared();
+    let missing = watcher::Error::InitialListFailed(kube::Error::Api(Box::new(Status {
+        code: 404,
+        ..Status::default()
+    })));
+    feed(vec![Err(missing)], shared.clone()).await;
+    assert!(shared.watches_synced());
+    assert_eq!(
+        shared
+            .stats
+            .resource(ResourceId(0))
+            .watch_errors
+            .get(WatchErrorKind::CrdMissing),
+        1
+    );
+}
+
+#[test]
+fn a_second_resource_with_the_same_family_is_refused() {
+    let specs = vec![
+        ResourceSpec::parse("widgets.a.example").unwrap(),
+        ResourceSpec::parse("widgets.b.example").unwrap(),
+    ];
+    let shared = Shared::new(&specs);
+    let widget = |spec: &ResourceSpec| {
+        WatchedResource::new(
+            spec,
+            kube::api::ApiResource {
+                group: spec.group.clone(),
+                version: "v1".into(),
+                api_version: format!("{}/v1", spec.group),
+                kind: "Widget".into(),
+                plural: "widgets".into(),
+            },
+            true,
+        )
+    };
+    assert!(shared
+        .register_resource(ResourceId(0), widget(&specs[0]))
+        .is_ok());
+    assert_eq!(
+        shared.register_resource(ResourceId(1), widget(&specs[1])),
+        Err("widgets.a.example".to_owned())
+    );
+}
+
+fn refused(code: u16) -> watcher::Error {
+    watcher::Error::WatchStartFailed(kube::Error::Api(Box::new(Status {
+        code,
+        message:
+            "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+                .into(),
+        ..Status::default()
+    })))
+}
+
+/// What the API server answers to `-l 'app in sei'` (a selector it cannot parse).
+fn invalid(code: u16) -> watcher::Error {
+    watcher::Error::WatchStartFailed(kube::Error::Api(Box::new(Status {
+        code,
+        message: "unable to parse requirement: found 'sei', expected: '('".into(),
+        ..Status::default()
+    })))
+}
+
+#[tokio::test]
+async fn a_refused_streaming_list_ends_the_watch_for_the_fallback() {
+    for code in [400, 422] {
+        let (ended, shared) = run_watch(vec![Err(refused(code)), Ok(Event::Init)], true).await;
+        assert_eq!(ended, Ended::StreamingRefused(code));
+        assert_eq!(
+            shared
+                .stats
+                .resource(ResourceId(0))
+                .watch_errors
+                .get(WatchErrorKind::StreamingRefused),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn other_errors_and_paged_watches_never_fall_back() {
+    // Paged: a 422 is an ordinary error, retried.
+    let (ended, shared) = run_watch(
+        vec![Err(invalid(422)), Ok(Event::Init), Ok(Event::InitDone)],
+        false,
+    )
+    .await;
+    assert_eq!(ended, Ended::StreamEnded);
+    let errors = &shared.stats.resource(ResourceId(0)).watch_errors;
+    assert_eq!(errors.get(WatchErrorKind::StreamingRefused), 0);
+    assert_eq!(errors.get(WatchErrorKind::BadRequest), 1);
+    // Streaming, before sync, a 400 about the label selector: a bad request, not a
+    // refused streaming list; retried as it is, never "fallen back" from.
+    let (ended, shared) = run_watch(
+        vec![Err(invalid(400)), Ok(Event::Init), Ok(Event::InitDone)],
+        true,
+    )
+    .await;
+    assert_eq!(ended, Ended::StreamEnded);
+    let errors = &shared.stats.resource(ResourceId(0)).watch_errors;
+    assert_eq!(errors.get(WatchErrorKind::StreamingRefused), 0);
+    assert_eq!(errors.get(WatchErrorKind::BadRequest), 1);
+    let line = explain(WatchErrorKind::BadRequest, "seinodes.sei.io", &invalid(400));
+    assert!(line.contains("--label-selector"), "{line}");
+    assert!(line.contains("unable to parse requirement"), "{line}");
+    // Streaming, after the first sync: the server did stream, so a later 400 is not a refusal.
+    let (ended, _) = run_watch(
+        vec![Ok(Event::Init), Ok(Event::InitDone), Err(refused(400))],
+        true,
+    )
+    .await;
+    assert_eq!(ended, Ended::StreamEnded);
+    // Streaming, before sync, a 403: the identity's problem, not the server's feature.
+    let (ended, shared) = run_watch(vec![Err(refused(403))], true).await;
+    assert_eq!(ended, Ended::StreamEnded);
+    assert_eq!(
+        shared
+            .stats
+            .resource(ResourceId(0))
+            .watch_errors
+            .get(WatchErrorKind::Forbidden),
+        1
+    );
+}
+
+/// Captures what the watch logs at `warn` while `f` runs (current-thread runtime).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flapping_bad_object_is_warned_about_once_and_counted_every_time() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Another test's thread may have cached "no interest" in these callsites meanwhile.
+    tracing::callsite::rebuild_interest_cache();
+    let (shared, _) = seinode_shared();
+    let mut events: Events = vec![Ok(Event::Init), Ok(Event::InitDone)];
+    for _ in 0..20 {
+        events.push(Ok(Event::Apply(object("ns", "b", Some("True")))));
+        events.push(Ok(Event::Apply(object("ns", "b", None))));
+    }
+    feed(events, shared.clone()).await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        text.matches("whose status cannot be read").count(),
+        1,
+        "one line per object per interval:\n{text}"
+    );
+    assert_eq!(
+        shared
+            .stats
+            .resource(ResourceId(0))
+            .decode_errors
+            .get(DecodeErrorKind::ConditionsNotAList),
+        20
+    );
+    // Still bad one interval later: one more line (paused clock, no real wait).
+    tokio::time::advance(super::handler::DECODE_LOG_INTERVAL).await;
+    feed(
+        vec![Ok(Event::Apply(object("ns", "b", None)))],
+        shared.clone(),
+    )
+    .await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        text.matches("whose status cannot be read").count(),
+        2,
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_undecodable_object_is_counted_then_withdrawn_and_back_when_it_decodes() {
+    let (shared, _) = seinode_shared();
+    feed(
+        vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(object("ns", "b", Some("True")))),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(object("ns", "b", None))),
+        ],
+        shared.clone(),
+    )
+    .await;
+    let key = shared.index_mut().key(ResourceId(0), "ns", "b");
+    let now = tokio::time::Instant::now;
+    assert_eq!(shared.index().count_undecodable_by_resource(1), [1]);
+    assert!(
+        !shared.index().withdrawn(&key, now()),
+        "kept within the bound"
+    );
+    tokio::time::advance(crate::health::BLIND_AFTER).await;
+    assert!(shared.index().withdrawn(&key, now()), "withdrawn after it");
+    feed(
+        vec![Ok(Event::Apply(object("ns", "b", Some("False"))))],
+        shared.clone(),
+    )
+    .await;
+    assert_eq!(shared.index().count_undecodable_by_resource(1), [0]);
+    assert!(!shared.index().withdrawn(&key, now()));
+    assert_eq!(status_of(&shared, "ns", "b"), Some(ConditionStatus::False));
+}
+
+#[tokio::test(start_paused = true)]
+async fn errors_that_keep_coming_make_the_resource_blind_and_an_event_clears_it() {
+    let (shared, _) = seinode_shared();
+    // Errors 60 s apart (a backoff plus a hanging request), as a stream in paused time.
+    let steps: Vec<(u64, Result<Event<ObjectView>, watcher::Error>)> = vec![
+        (0, Ok(Event::Init)),
+        (0, Ok(Event::InitDone)),
+        (0, Err(watcher::Error::NoResourceVersion)),
+        (60, Err(watcher::Error::NoResourceVersion)),
+    ];
+    let stream = futures::stream::iter(steps).then(|(wait, item)| async move {
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        item
+    });
+    let resource = shared.resources()[0].clone().unwrap();
+    let mut handler = ScopeHandler::new(
+        ResourceId(0),
+        resource,
+        Scope::AllNamespaces,
+        shared.clone(),
+        Readiness::new(shared.clone(), 1),
+    );
+    watch_scope(stream, &mut handler, false).await;
+    assert_eq!(shared.blind_resources(), [false], "60 s: not yet");
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(shared.blind_resources(), [true], "90 s of failures: blind");
+    watch_scope(
+        futures::stream::iter(vec![Ok(Event::Apply(object("ns", "a", Some("True"))))]),
+        &mut handler,
+        false,
+    )
+    .await;
+    assert_eq!(
+        shared.blind_resources(),
+        [false],
+        "an event: the watch works"
+    );
+}
