@@ -66,10 +66,12 @@ impl Default for Limits {
 
 /// Binds the admin address; fails with a clear error if it is taken.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|e| Error::Admin {
-        addr: addr.to_string(),
-        reason: format!("{e}; choose another with --admin-addr"),
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Admin {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// Serves probes with the default [`Limits`] until the task is dropped.

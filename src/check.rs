@@ -70,7 +70,7 @@ async fn list_rows_bounded(
                 listed.not_served.push(spec.label());
                 continue;
             }
-            Err(e) => return Err(Error::List(format!("{spec}: {e}"))),
+            Err(e) => return Err(Error::list(spec.to_string(), Some(e.into()))),
         };
         for scope in config.scopes_of(&resource) {
             let api = config.api(client.clone(), &resource, &scope);
@@ -96,18 +96,24 @@ async fn list_rows_bounded(
                     break;
                 };
                 if !tokens.insert(token.clone()) {
-                    return Err(Error::List(format!(
-                        "{} {scope:?}: the API server sent a continue token it had sent before \
-                         (page {page_number}): this list would never end; giving up",
-                        resource.label
-                    )));
+                    return Err(Error::list(
+                        format!(
+                            "{} {scope:?}: the API server sent a continue token it had sent \
+                             before (page {page_number}): this list would never end; giving up",
+                            resource.label
+                        ),
+                        None,
+                    ));
                 }
                 if page_number == max_pages {
-                    return Err(Error::List(format!(
-                        "{} {scope:?}: the API server kept sending continue tokens for \
-                         {max_pages} pages; giving up",
-                        resource.label
-                    )));
+                    return Err(Error::list(
+                        format!(
+                            "{} {scope:?}: the API server kept sending continue tokens for \
+                             {max_pages} pages; giving up",
+                            resource.label
+                        ),
+                        None,
+                    ));
                 }
                 params = params.continue_token(&token);
             }
@@ -170,14 +176,14 @@ pub fn rows_of(resource: &WatchedResource, object: &ObjectView) -> Vec<Row> {
 }
 
 fn list_error(error: kube::Error, resource: &WatchedResource, scope: &Scope) -> Error {
-    let detail = match &error {
+    let what = match &error {
         kube::Error::Api(s) if s.code == 403 => format!(
-            "forbidden: this identity may not list {} ({})",
-            resource.label, s.message
+            "{} {scope:?}: forbidden: grant this identity list on {}",
+            resource.label, resource.label
         ),
-        _ => error.to_string(),
+        _ => format!("{} {scope:?}", resource.label),
     };
-    Error::List(format!("{} {scope:?}: {detail}", resource.label))
+    Error::list(what, Some(error.into()))
 }
 
 /// Renders rows as a table with KIND, NAMESPACE, NAME, TYPE, STATUS, REASON, SINCE (relative

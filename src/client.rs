@@ -16,18 +16,20 @@ pub async fn kube_client(args: &KubeArgs) -> Result<Client, Error> {
     let config = match (&args.kubeconfig, &args.context) {
         (Some(path), _) => {
             let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| Error::Kube(format!("--kubeconfig {}: {e}", path.display())))?;
+                .map_err(|e| Error::kube(format!("--kubeconfig {}", path.display()), e))?;
             Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
-                .map_err(|e| Error::Kube(context_hint(e.to_string(), args)))?
+                .map_err(|e| Error::kube(context_hint(args), e))?
         }
         (None, Some(_)) => Config::from_kubeconfig(&options)
             .await
-            .map_err(|e| Error::Kube(context_hint(e.to_string(), args)))?,
+            .map_err(|e| Error::kube(context_hint(args), e))?,
         (None, None) => Config::infer().await.map_err(|e| {
-            Error::Kube(format!(
-                "{e}; set --kubeconfig or $KUBECONFIG, or run in a pod with a service account"
-            ))
+            Error::kube(
+                "no configuration found (set --kubeconfig or $KUBECONFIG, or run in a pod with a \
+                 service account)",
+                e,
+            )
         })?,
     };
     let mut config = config;
@@ -35,14 +37,15 @@ pub async fn kube_client(args: &KubeArgs) -> Result<Client, Error> {
     // hanging API server connection visible (crate::health).
     config.read_timeout = Some(crate::health::READ_TIMEOUT);
     config.reset_reader_on_write = true;
-    Client::try_from(config).map_err(|e| Error::Kube(format!("cannot build the client: {e}")))
+    Client::try_from(config).map_err(|e| Error::kube("cannot build the client", e))
 }
 
-fn context_hint(error: String, args: &KubeArgs) -> String {
+/// What was being read, naming the context if one was asked for.
+fn context_hint(args: &KubeArgs) -> String {
     match &args.context {
-        Some(context) => format!(
-            "{error} (context {context:?}; list the contexts with `kubectl config get-contexts`)"
-        ),
-        None => error,
+        Some(context) => {
+            format!("context {context:?} (list the contexts with `kubectl config get-contexts`)")
+        }
+        None => "the kubeconfig".to_owned(),
     }
 }

@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use tracing::{error, info, warn};
 
-pub use error::Error;
+pub use error::{Error, Stage};
 
 use crate::config::{CheckArgs, RunArgs};
 use crate::export::{ExportStage, FinalExport};
@@ -68,7 +68,8 @@ pub const FINAL_EXPORT_DEADLINE: Duration = Duration::from_secs(15);
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(25);
 
 /// Runs the watcher until `shutdown` completes, then exports once more and shuts the
-/// meter provider down. Returns an error only for what prevents starting.
+/// meter provider down. Returns an error for what prevents starting, and
+/// [`Error::StageEnded`] if a stage ends before `shutdown` (after the same final export).
 pub async fn run(
     args: RunArgs,
     shutdown: impl std::future::Future<Output = ()>,
@@ -154,7 +155,7 @@ pub async fn run(
     // The object exporter runs as its own task so that an export in flight is never
     // dropped halfway; it is told to stop, then does the final export below.
     let interval = export_config.interval;
-    let exporting = tokio::spawn(async move {
+    let mut exporting = tokio::spawn(async move {
         objects.run(interval, stopped(stop_rx)).await;
         objects
     });
@@ -164,22 +165,38 @@ pub async fn run(
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        _ = watch::run(client, watch_config, shared.clone()) => error!("the watch ended unexpectedly"),
-        _ = admin::serve(listener, shared.clone()) => error!("the admin server ended unexpectedly"),
-        _ = election => error!("the leader election ended unexpectedly"),
-        _ = shutdown => info!("shutdown requested: exporting once more"),
+    let ended = supervise(
+        watch::run(client, watch_config, shared.clone()),
+        admin::serve(listener, shared.clone()),
+        election,
+        &mut exporting,
+        shutdown,
+    )
+    .await;
+    match ended {
+        Some(stage) => error!(
+            "the {stage} ended unexpectedly: exporting once more, then exiting with an error"
+        ),
+        None => info!("shutdown requested: exporting once more"),
     }
+    let result = match ended {
+        Some(stage) => Err(Error::StageEnded(stage)),
+        None => Ok(()),
+    };
     let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
     let _ = stop_tx.send(true);
     // The exporter has stopped before the Lease is released: nothing is sent after a
     // successor may have started. An export in flight finishes first (bounded by the
     // export timeout).
-    let exporter = match tokio::time::timeout_at(deadline, exporting).await {
-        Ok(joined) => joined,
-        Err(_) => {
-            error!("the export in flight did not end within the shutdown deadline; exiting without the final export");
-            return Ok(());
+    let exporter = if ended == Some(Stage::Exporter) {
+        None
+    } else {
+        match tokio::time::timeout_at(deadline, exporting).await {
+            Ok(joined) => Some(joined),
+            Err(_) => {
+                error!("the export in flight did not end within the shutdown deadline; exiting without the final export");
+                return result;
+            }
         }
     };
     let last = match elector.as_mut() {
@@ -197,11 +214,12 @@ pub async fn run(
         None => FinalExport::Full,
     };
     match exporter {
-        Ok(mut objects) => {
+        Some(Ok(mut objects)) => {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             objects.finish(last, FINAL_EXPORT_DEADLINE.min(left)).await
         }
-        Err(e) => error!("the object exporter failed: {e}"),
+        Some(Err(e)) => error!("the object exporter failed: {e}"),
+        None => {}
     }
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let sdk = tokio::task::spawn_blocking(move || self_metrics.shutdown_blocking());
@@ -214,7 +232,27 @@ pub async fn run(
             "the self-metrics' final export did not finish within the shutdown deadline; exiting without it"
         ),
     }
-    Ok(())
+    result
+}
+
+/// The one supervision point: runs every stage until shutdown is asked for (None) or one of
+/// them ends, which none does while the watcher works (Some(that stage)). The exporter is a
+/// task (an export in flight must not be dropped halfway), polled here by reference so that
+/// the shutdown can still wait for it.
+pub async fn supervise<E: Unpin + std::future::Future>(
+    watch: impl std::future::Future,
+    admin: impl std::future::Future,
+    election: impl std::future::Future,
+    exporter: &mut E,
+    shutdown: impl std::future::Future,
+) -> Option<Stage> {
+    tokio::select! {
+        _ = watch => Some(Stage::Watch),
+        _ = admin => Some(Stage::Admin),
+        _ = election => Some(Stage::LeaderElection),
+        _ = exporter => Some(Stage::Exporter),
+        _ = shutdown => None,
+    }
 }
 
 /// `check`: prints the table and returns whether no condition needs attention.
@@ -233,6 +271,51 @@ pub async fn check(args: CheckArgs) -> Result<bool, Error> {
         eprintln!("every condition is fine across {} objects", listed.objects);
     }
     Ok(listed.rows.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::{pending, ready};
+
+    use super::*;
+
+    /// A stage that never ends, as each does while the watcher works.
+    fn forever() -> std::future::Pending<()> {
+        pending()
+    }
+
+    #[tokio::test]
+    async fn each_stage_that_ends_is_named_and_shutdown_is_not_an_error() {
+        let mut exporter = tokio::spawn(forever());
+        assert_eq!(
+            supervise(ready(()), forever(), forever(), &mut exporter, forever()).await,
+            Some(Stage::Watch)
+        );
+        assert_eq!(
+            supervise(forever(), ready(()), forever(), &mut exporter, forever()).await,
+            Some(Stage::Admin)
+        );
+        assert_eq!(
+            supervise(forever(), forever(), ready(()), &mut exporter, forever()).await,
+            Some(Stage::LeaderElection)
+        );
+        assert_eq!(
+            supervise(forever(), forever(), forever(), &mut exporter, ready(())).await,
+            None
+        );
+        exporter.abort();
+        // An exporter task that ends (returns or panics) before shutdown is a stage ending.
+        let mut panicked = tokio::spawn(async { panic!("exporter bug") });
+        assert_eq!(
+            supervise(forever(), forever(), forever(), &mut panicked, forever()).await,
+            Some(Stage::Exporter)
+        );
+        let mut returned = tokio::spawn(ready(()));
+        assert_eq!(
+            supervise(forever(), forever(), forever(), &mut returned, forever()).await,
+            Some(Stage::Exporter)
+        );
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

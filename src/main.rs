@@ -32,7 +32,7 @@ async fn async_main() -> ExitCode {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", e.line());
                     ExitCode::from(2)
                 }
             }
@@ -46,8 +46,8 @@ async fn async_main() -> ExitCode {
             match sei_condition_watcher::run(args, sei_condition_watcher::shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(kind = e.kind(), "{e}");
-                    ExitCode::from(2)
+                    tracing::error!(kind = e.kind(), "{}", e.line());
+                    ExitCode::from(e.exit_code())
                 }
             }
         }
