@@ -325,66 +325,67 @@ fn invalid(code: u16) -> watcher::Error {
     })))
 }
 
+/// Runs a watch over `events`; returns why it ended and the count of `kind` errors.
+async fn ended_and_errors(events: Events, streaming: bool, kind: WatchErrorKind) -> (Ended, u64) {
+    let (ended, shared) = run_watch(events, streaming).await;
+    let count = shared.stats.resource(ResourceId(0)).watch_errors.get(kind);
+    (ended, count)
+}
+
 #[tokio::test]
 async fn a_refused_streaming_list_ends_the_watch_for_the_fallback() {
     for code in [400, 422] {
-        let (ended, shared) = run_watch(vec![Err(refused(code)), Ok(Event::Init)], true).await;
-        assert_eq!(ended, Ended::StreamingRefused(code));
+        let events = vec![Err(refused(code)), Ok(Event::Init)];
         assert_eq!(
-            shared
-                .stats
-                .resource(ResourceId(0))
-                .watch_errors
-                .get(WatchErrorKind::StreamingRefused),
-            1
+            ended_and_errors(events, true, WatchErrorKind::StreamingRefused).await,
+            (Ended::StreamingRefused(code), 1)
         );
     }
 }
 
 #[tokio::test]
 async fn other_errors_and_paged_watches_never_fall_back() {
-    // Paged: a 422 is an ordinary error, retried.
-    let (ended, shared) = run_watch(
-        vec![Err(invalid(422)), Ok(Event::Init), Ok(Event::InitDone)],
-        false,
-    )
-    .await;
-    assert_eq!(ended, Ended::StreamEnded);
-    let errors = &shared.stats.resource(ResourceId(0)).watch_errors;
-    assert_eq!(errors.get(WatchErrorKind::StreamingRefused), 0);
-    assert_eq!(errors.get(WatchErrorKind::BadRequest), 1);
-    // Streaming, before sync, a 400 about the label selector: a bad request, not a
-    // refused streaming list; retried as it is, never "fallen back" from.
-    let (ended, shared) = run_watch(
-        vec![Err(invalid(400)), Ok(Event::Init), Ok(Event::InitDone)],
-        true,
-    )
-    .await;
-    assert_eq!(ended, Ended::StreamEnded);
-    let errors = &shared.stats.resource(ResourceId(0)).watch_errors;
-    assert_eq!(errors.get(WatchErrorKind::StreamingRefused), 0);
-    assert_eq!(errors.get(WatchErrorKind::BadRequest), 1);
+    let synced = || vec![Ok(Event::Init), Ok(Event::InitDone)];
+    let cases: Vec<(&str, Events, bool, WatchErrorKind, u64)> =
+        vec![
+        (
+            "paged: a 422 is an ordinary error, retried",
+            vec![Err(invalid(422))].into_iter().chain(synced()).collect(),
+            false,
+            WatchErrorKind::BadRequest,
+            1,
+        ),
+        (
+            "streaming, before sync, a 400 about the label selector: a bad request, retried as \
+             it is, never fallen back from",
+            vec![Err(invalid(400))].into_iter().chain(synced()).collect(),
+            true,
+            WatchErrorKind::BadRequest,
+            1,
+        ),
+        (
+            "streaming, after the first sync: the server did stream, so a later 400 is counted \
+             but never fallen back from",
+            synced().into_iter().chain(vec![Err(refused(400))]).collect(),
+            true,
+            WatchErrorKind::StreamingRefused,
+            1,
+        ),
+        (
+            "streaming, before sync, a 403: the identity's problem, not the server's feature",
+            vec![Err(refused(403))],
+            true,
+            WatchErrorKind::Forbidden,
+            1,
+        ),
+    ];
+    for (case, events, streaming, kind, count) in cases {
+        let (ended, counted) = ended_and_errors(events, streaming, kind).await;
+        assert_eq!((ended, counted), (Ended::StreamEnded, count), "{case}");
+    }
     let line = explain(WatchErrorKind::BadRequest, "seinodes.sei.io", &invalid(400));
     assert!(line.contains("--label-selector"), "{line}");
     assert!(line.contains("unable to parse requirement"), "{line}");
-    // Streaming, after the first sync: the server did stream, so a later 400 is not a refusal.
-    let (ended, _) = run_watch(
-        vec![Ok(Event::Init), Ok(Event::InitDone), Err(refused(400))],
-        true,
-    )
-    .await;
-    assert_eq!(ended, Ended::StreamEnded);
-    // Streaming, before sync, a 403: the identity's problem, not the server's feature.
-    let (ended, shared) = run_watch(vec![Err(refused(403))], true).await;
-    assert_eq!(ended, Ended::StreamEnded);
-    assert_eq!(
-        shared
-            .stats
-            .resource(ResourceId(0))
-            .watch_errors
-            .get(WatchErrorKind::Forbidden),
-        1
-    );
 }
 
 /// Captures what the watch logs at `warn` while `f` runs (current-thread runtime).
