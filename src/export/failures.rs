@@ -8,8 +8,11 @@
 //! say) does not announce a recovery that did not happen.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+// tokio's clock (the std one outside a runtime, or without tokio's test-util), so that the
+// rate limit can be tested under `tokio::time::pause()`.
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::channel::export_hint;
@@ -130,5 +133,28 @@ mod tests {
         assert!(log.failed("changes", &"again"), "a new outage logs again");
         // No change export after the outage: the full export that got through covers it.
         assert!(log.succeeded("full", &["changes"]).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_kind_is_logged_again_once_per_period() {
+        let log = FailureLog::new(["full", "changes"]);
+        let minute = Duration::from_secs(60);
+        let mut logged = Vec::new();
+        // One failure a minute for 12 minutes: lines at 0, 5 and 10 minutes.
+        for at in 0..12 {
+            if log.failed("full", &"Unavailable") {
+                logged.push(at);
+            }
+            assert!(!log.failed("changes", &"Unavailable"), "same outage");
+            tokio::time::advance(minute).await;
+        }
+        assert_eq!(logged, [0, 5, 10]);
+        assert_eq!(
+            log.succeeded("changes", &[]),
+            None,
+            "full exports still fail"
+        );
+        assert!(log.succeeded("full", &[]).is_some());
+        assert!(log.failed("full", &"Unavailable"), "a new outage, at once");
     }
 }
