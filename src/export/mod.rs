@@ -18,12 +18,18 @@
 //! set of keys the index hands over.
 
 pub mod channel;
+mod deliver;
 pub mod encode;
 pub mod failures;
+mod finish;
 pub mod objects;
 pub mod selfmetrics;
 pub mod series;
 pub mod sink;
+mod standby;
+mod targets;
+#[cfg(test)]
+mod testkit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +44,8 @@ use opentelemetry_sdk::Resource;
 use tonic::transport::Channel;
 
 pub use channel::{build_channel, export_hint};
-pub use objects::{ExportKind, FinalExport, ObjectExporter, DEBOUNCE};
+pub use finish::FinalExport;
+pub use objects::{ExportKind, ObjectExporter, DEBOUNCE};
 pub use selfmetrics::SelfMetrics;
 pub use sink::GrpcSink;
 
