@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::channel::export_hint;
+use super::hint::export_hint;
 
 /// How often a persisting export failure is logged again at `warn`: an outage costs a line
 /// every few minutes, not one per export.

@@ -22,6 +22,8 @@ mod deliver;
 pub mod encode;
 pub mod failures;
 mod finish;
+mod headers;
+mod hint;
 pub mod objects;
 pub mod selfmetrics;
 pub mod series;
@@ -43,8 +45,10 @@ use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::Resource;
 use tonic::transport::Channel;
 
-pub use channel::{build_channel, export_hint};
+pub use channel::build_channel;
 pub use finish::FinalExport;
+pub use headers::Headers;
+pub use hint::export_hint;
 pub use objects::{ExportKind, ObjectExporter, DEBOUNCE};
 pub use selfmetrics::SelfMetrics;
 pub use sink::GrpcSink;
@@ -132,7 +136,7 @@ pub struct ExportConfig {
     /// OTLP/gRPC endpoint, e.g. `http://otel-collector:4317` or `https://...`.
     pub endpoint: String,
     /// Headers sent with every export request (`OTEL_EXPORTER_OTLP_HEADERS`).
-    pub headers: channel::Headers,
+    pub headers: Headers,
     /// Periodic export interval.
     pub interval: Duration,
     /// Timeout of one export request.
