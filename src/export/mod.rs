@@ -18,6 +18,7 @@
 //! set of keys the index hands over.
 
 pub mod channel;
+mod chunk;
 mod deliver;
 pub mod encode;
 pub mod failures;
