@@ -180,26 +180,16 @@ async fn a_refused_export_loses_no_marker() {
     h.set(0, "v", &[("NodeKeyReady", True, "NodeKeyValidated")], None);
     h.exporter.export(ExportKind::Changes).await;
     h.set(0, "v", &[("NodeKeyReady", False, "NodeKeyInvalid")], None);
-    h.recorder
-        .refuse
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.recorder.set_refusing(true);
     let report = h.exporter.export(ExportKind::Changes).await;
     assert_eq!(report.failed_requests, 1);
     assert_eq!(h.shared.stats.export_errors.get("objects"), 1);
-    h.recorder
-        .refuse
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    h.recorder.set_refusing(false);
     h.recorder.take();
     // Nothing changed since: the retried keys still go with the next change export.
     let report = h.exporter.export(ExportKind::Changes).await;
     assert_eq!(report.markers, 1, "the True pair is still marked");
-    let marked: Vec<Point> = h
-        .recorder
-        .take()
-        .concat()
-        .into_iter()
-        .filter(|p| p.value.is_none())
-        .collect();
+    let marked = h.recorder.take_markers();
     assert_eq!(marked[0].labels["status"], "True");
 }
 
@@ -217,13 +207,7 @@ async fn a_to_b_and_back_during_an_export_leaves_no_series_unmarked() {
         report.markers, 1,
         "B is marked by the next export, whatever its kind"
     );
-    let marked: Vec<Point> = h
-        .recorder
-        .take()
-        .concat()
-        .into_iter()
-        .filter(|p| p.value.is_none())
-        .collect();
+    let marked = h.recorder.take_markers();
     assert_eq!(marked[0].labels["reason"], "B");
 }
 
@@ -387,9 +371,7 @@ async fn a_failure_is_logged_once_per_period_and_counted_every_time() {
     let guard = tracing::subscriber::set_default(subscriber);
     let mut h = Harness::new(1 << 20);
     h.set(0, "v", &[("Ready", True, "A")], None);
-    h.recorder
-        .refuse
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    h.recorder.set_refusing(true);
     // One export a minute for 12 minutes, all refused: a line at 0, 5 and 10 minutes.
     for _ in 0..12 {
         let report = h.exporter.export(ExportKind::Full).await;
@@ -397,9 +379,7 @@ async fn a_failure_is_logged_once_per_period_and_counted_every_time() {
         tokio::time::advance(std::time::Duration::from_secs(60)).await;
     }
     assert_eq!(h.shared.stats.export_errors.get("objects"), 12);
-    h.recorder
-        .refuse
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    h.recorder.set_refusing(false);
     h.exporter.export(ExportKind::Full).await;
     drop(guard);
     let mut text = String::new();

@@ -53,6 +53,18 @@ impl Recorder {
             .map(|r| points(&r))
             .collect()
     }
+
+    /// The staleness markers of every request since the last take.
+    pub(super) fn take_markers(&self) -> Vec<Point> {
+        let points = self.take().concat();
+        points.into_iter().filter(|p| p.value.is_none()).collect()
+    }
+
+    /// Refuses every request from now on (`true`), or accepts them again.
+    pub(super) fn set_refusing(&self, refusing: bool) {
+        self.refuse
+            .store(refusing, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 pub(super) fn points(request: &ExportMetricsServiceRequest) -> Vec<Point> {
