@@ -3,10 +3,15 @@
 //! OpenTelemetry SDK. Both share one gRPC channel to the collector.
 //!
 //! ```text
-//!   index ──snapshot / take_changed──▶ objects.rs: ObjectExporter ── series.rs ── encode.rs ──┐
-//!   (periodic every --export-interval; changes after DEBOUNCE; Retire on shutdown)            │ gzip,
-//!                                                                                             ├─▶ collector
-//!   Stats ◀──read at collection── selfmetrics.rs: SDK PeriodicReader ── OTLP MetricExporter ──┘  (channel.rs)
+//!   objects.rs: run loop: Full every --export-interval, Changes after DEBOUNCE, Full on
+//!       │       takeover (finish.rs: the last export before exiting, within a deadline)
+//!       ▼
+//!   index ─▶ targets.rs ─▶ deliver.rs ─▶ encode.rs ─▶ chunk.rs ─▶ sink.rs ─────────┐ gzip,
+//!            which keys,   values and    points,      requests    GrpcSink        │ headers
+//!            withdrawals   markers       labels       ≤ budget                    ├─▶ collector
+//!               (series.rs; standby.rs: dry exports, takeover marks)              │ (channel.rs)
+//!   Stats ◀── selfmetrics.rs: SDK PeriodicReader ── OTLP MetricExporter ──────────┘
+//!   failures.rs (+ hint.rs): one log line per outage for both, with a plain-words hint
 //! ```
 //!
 //! Why object series bypass the SDK (measured, docs/architecture.md): the SDK's observable
