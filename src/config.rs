@@ -286,7 +286,7 @@ impl RunArgs {
                 crate::export::COLLECTOR_DEFAULT_RECV_BYTES
             )));
         }
-        let headers = crate::export::channel::Headers::from_env(env)?;
+        let headers = crate::export::Headers::from_env(env)?;
         Ok(ExportConfig {
             endpoint: endpoint.trim().to_owned(),
             headers,

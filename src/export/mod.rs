@@ -3,10 +3,15 @@
 //! OpenTelemetry SDK. Both share one gRPC channel to the collector.
 //!
 //! ```text
-//!   index ──snapshot / take_changed──▶ objects.rs: ObjectExporter ── series.rs ── encode.rs ──┐
-//!   (periodic every --export-interval; changes after DEBOUNCE; Retire on shutdown)            │ gzip,
-//!                                                                                             ├─▶ collector
-//!   Stats ◀──read at collection── selfmetrics.rs: SDK PeriodicReader ── OTLP MetricExporter ──┘  (channel.rs)
+//!   objects.rs: run loop: Full every --export-interval, Changes after DEBOUNCE, Full on
+//!       │       takeover (finish.rs: the last export before exiting, within a deadline)
+//!       ▼
+//!   index ─▶ targets.rs ─▶ deliver.rs ─▶ encode.rs ─▶ chunk.rs ─▶ sink.rs ─────────┐ gzip,
+//!            which keys,   values and    points,      requests    GrpcSink        │ headers
+//!            withdrawals   markers       labels       ≤ budget                    ├─▶ collector
+//!               (series.rs; standby.rs: dry exports, takeover marks)              │ (channel.rs)
+//!   Stats ◀── selfmetrics.rs: SDK PeriodicReader ── OTLP MetricExporter ──────────┘
+//!   failures.rs (+ hint.rs): one log line per outage for both, with a plain-words hint
 //! ```
 //!
 //! Why object series bypass the SDK (measured, docs/architecture.md): the SDK's observable
@@ -18,12 +23,21 @@
 //! set of keys the index hands over.
 
 pub mod channel;
+mod chunk;
+mod deliver;
 pub mod encode;
 pub mod failures;
+mod finish;
+mod headers;
+mod hint;
 pub mod objects;
 pub mod selfmetrics;
 pub mod series;
 pub mod sink;
+mod standby;
+mod targets;
+#[cfg(test)]
+mod testkit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +51,11 @@ use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::Resource;
 use tonic::transport::Channel;
 
-pub use channel::{build_channel, export_hint};
-pub use objects::{ExportKind, FinalExport, ObjectExporter, DEBOUNCE};
+pub use channel::build_channel;
+pub use finish::FinalExport;
+pub use headers::Headers;
+pub use hint::export_hint;
+pub use objects::{ExportKind, ObjectExporter, DEBOUNCE};
 pub use selfmetrics::SelfMetrics;
 pub use sink::GrpcSink;
 
@@ -125,7 +142,7 @@ pub struct ExportConfig {
     /// OTLP/gRPC endpoint, e.g. `http://otel-collector:4317` or `https://...`.
     pub endpoint: String,
     /// Headers sent with every export request (`OTEL_EXPORTER_OTLP_HEADERS`).
-    pub headers: channel::Headers,
+    pub headers: Headers,
     /// Periodic export interval.
     pub interval: Duration,
     /// Timeout of one export request.
@@ -203,8 +220,8 @@ impl ExportStage {
 }
 
 /// The failure log shared by every exporter: the object exports by kind, and the SDK's.
-pub fn failure_log() -> failures::FailureLog<4> {
-    failures::FailureLog::new(["full", "changes", "retire", "self"])
+pub fn failure_log() -> failures::FailureLog {
+    failures::FailureLog::new()
 }
 
 /// The encoder with the same resource and scope as the SDK's exports, so that object series

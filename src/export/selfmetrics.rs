@@ -15,7 +15,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::Resource;
 
-use super::failures::FailureLog;
+use super::failures::{Failing, FailureLog};
 use super::{names, SCOPE_NAME};
 use crate::seinode::ConditionStatus;
 use crate::state::Shared;
@@ -35,7 +35,7 @@ impl SelfMetrics {
         interval: Duration,
         resource: Resource,
         shared: &Arc<Shared>,
-        failures: Arc<FailureLog<4>>,
+        failures: Arc<FailureLog>,
     ) -> Self {
         let reader = PeriodicReader::builder(CountingExporter {
             inner: exporter,
@@ -77,7 +77,7 @@ impl SelfMetrics {
 struct CountingExporter<E> {
     inner: E,
     shared: Arc<Shared>,
-    failures: Arc<FailureLog<4>>,
+    failures: Arc<FailureLog>,
 }
 
 impl<E: PushMetricExporter> PushMetricExporter for CountingExporter<E> {
@@ -85,14 +85,14 @@ impl<E: PushMetricExporter> PushMetricExporter for CountingExporter<E> {
         let result = self.inner.export(metrics).await;
         match &result {
             Ok(()) => {
-                self.failures.succeeded("self", &[]);
+                self.failures.succeeded(Failing::SelfMetrics, &[]);
             }
             Err(e) => {
                 self.shared
                     .stats
                     .export_errors
                     .inc(ExportStage::SelfMetrics);
-                self.failures.failed("self", e);
+                self.failures.failed(Failing::SelfMetrics, e);
             }
         }
         result

@@ -6,7 +6,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use tonic::transport::Channel;
 
-use super::channel::Headers;
+use super::headers::Headers;
 use super::objects::Sink;
 
 /// The collector's OTLP metrics service, with a per-request timeout, optional gzip and the
@@ -70,7 +70,7 @@ impl Sink for GrpcSink {
 /// Some transport failures (a TLS alert from the collector after the handshake, a reset
 /// connection) arrive as a status whose message is only "transport error", the cause being
 /// in its source chain. Folds the chain into the message, so the one log line (and its
-/// hint, `channel::export_hint`) can say what failed.
+/// hint, `hint::export_hint`) can say what failed.
 fn with_cause(status: tonic::Status) -> tonic::Status {
     let mut message = status.message().to_owned();
     let mut source = std::error::Error::source(&status);
