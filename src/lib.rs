@@ -6,28 +6,40 @@
 //!
 //! # Layout
 //!
+//! Data flows one way: the watch writes the index, the exporter reads it. Nothing flows
+//! back but the exporter taking the keys changed (and states replaced) since it last looked.
+//!
 //! ```text
-//!  API server ─watch─▶ [watch] ──ObjectState──▶ [index] ──snapshot + changed keys──▶ [export] ─OTLP/gRPC (gzip)─▶ collector
-//!                      watch.rs                 index.rs                             export/
-//!                        │ resource.rs: which resources, their families      objects.rs: owns what it delivered;
-//!                        │ view.rs: JSON -> ObjectView (only what is read)     values + staleness markers = the
-//!                        │ conditions.rs / seinode.rs: object -> state (pure)  difference of two states' series
-//!                        └─▶ Shared::changed (state.rs) ─────────────────────▶ selfmetrics.rs: SDK, own metrics
+//!  API server ─list+watch─▶ [watch/] ─apply/delete/resync─▶ [index.rs] ─snapshot, changed keys,─▶ [export/] ─OTLP/gRPC─▶ collector
+//!                             │                               states    replaced states            │
+//!                             │ watched.rs: resources, scopes, selector, object identity           │ objects.rs: Full / Changes / Retire
+//!                             │   (shared with check.rs)                                           │ targets.rs: which keys (blind and
+//!                             │ view.rs: JSON -> ObjectView (only what is read)                    │   undecodable ones withdrawn)
+//!                             │ conditions.rs / seinode.rs: object -> state (pure)                 │ deliver.rs: values = series(now),
+//!                             │ handler.rs: events -> index; errors.rs: kinds, lines               │   markers = series(delivered) - values
+//!                             │ health.rs: failing -> blind after 90 s                             │   (+ standby.rs's states on takeover)
+//!                             └─▶ Shared::changed (state.rs, a Notify) ──wakes──────────────────────▶ encode.rs -> chunk.rs -> sink.rs
+//!                                                                                                  │ selfmetrics.rs + instruments.rs:
+//!  lease.rs: Lease -> Shared::leader (only the leader sends object series)                         │   SDK, the watcher's own metrics
 //! ```
 //!
-//! - [`resource`]: what `--resource` names, resolution, metric family names.
+//! - [`resource`]: what `--resource` names, resolution, metric family names; [`watched`]:
+//!   what is watched (resources, namespaces, selector) and how an object is named.
 //! - [`view`]: how objects are parsed off the wire: identity and the fields read.
 //! - [`conditions`]: the pure object → conditions function; [`seinode`]: the seed's verdict.
-//! - [`index`]: the condition index (apply / delete / resync / snapshot), pure and unit-tested.
+//! - [`index`]: the condition index (apply / delete / resync / read), pure and unit-tested.
 //! - [`watch`]: kube-runtime watchers feeding the index; bad objects are skipped, not fatal.
+//! - [`health`]: which watches fail and which resources are blind; [`lease`]: leader election.
 //! - [`export`]: object series encoded from the index (values and markers in one ordered
 //!   stream, cut under a request budget, gzip) and the SDK for the watcher's own metrics.
-//! - [`state`] and [`stats`]: what the stages share, and the self-metric counters.
+//! - [`state`] and [`stats`]: what the stages share, and the self-metric counters and their
+//!   label enums.
 //! - [`memory`]: returns freed heap to the OS after lists and exports (glibc).
-//! - [`admin`]: `/livez` and `/readyz`. [`check`]: the one-shot `check` command.
+//! - [`admin`]: `/livez` and `/readyz`. [`check()`]: the one-shot `check` command.
 //! - [`config`], [`client`], [`telemetry`]: flags, the Kubernetes client, logging/resource.
 //!
-//! [`run`] wires the stages together and stops them in order on SIGTERM/SIGINT.
+//! [`run`] wires the stages together, supervises them in one place ([`supervise`]) and
+//! stops them in order on SIGTERM/SIGINT, or exits non-zero if one of them ends.
 
 pub mod admin;
 pub mod check;

@@ -33,7 +33,7 @@ pub enum ListStrategy {
 /// What to watch.
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
-    /// The resources; their positions are their [`ResourceId`]s.
+    /// The resources; their positions are their [`ResourceId`](crate::resource::ResourceId)s.
     pub resources: Vec<ResourceSpec>,
     /// Namespaces to watch; empty means all namespaces (one cluster-wide watch).
     pub namespaces: Vec<String>,

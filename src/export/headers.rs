@@ -27,7 +27,8 @@ impl std::fmt::Debug for Headers {
 }
 
 impl Headers {
-    /// Reads the first of [`HEADERS_VARS`] that is set and not empty.
+    /// Reads the first of `OTEL_EXPORTER_OTLP_METRICS_HEADERS` and `OTEL_EXPORTER_OTLP_HEADERS`
+    /// that is set and not empty.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, crate::Error> {
         for var in HEADERS_VARS {
             if let Some(text) = env(var).filter(|t| !t.trim().is_empty()) {

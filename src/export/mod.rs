@@ -30,6 +30,7 @@ pub mod failures;
 mod finish;
 mod headers;
 mod hint;
+mod instruments;
 pub mod objects;
 pub mod selfmetrics;
 pub mod series;

@@ -10,7 +10,7 @@
 //!                                   └─ Err ─▶ classify, count, log (rate-limited)
 //! ```
 //!
-//! Objects are watched as [`ObjectView`], not as a typed struct: with a typed watcher one
+//! Objects are watched as [`ObjectView`](crate::view::ObjectView), not as a typed struct: with a typed watcher one
 //! object whose status does not deserialize fails the whole list page and stalls the watch.
 //! The view accepts any shape and keeps only the few fields read, so memory does not grow
 //! with the size of the objects. Each object is then decoded on its own
