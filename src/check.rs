@@ -127,15 +127,26 @@ async fn list_rows_bounded(
 
 /// The rows of one object: its conditions that need attention, or one error row.
 pub fn rows_of(resource: &WatchedResource, object: &ObjectView) -> Vec<Row> {
+    // Named as the watch names it; an object the watch would skip is one error row.
+    let identity = crate::watched::identity(resource, object);
+    let (namespace, name) = identity.unwrap_or(("", "-"));
     let row = |type_: &str, status: &str, reason: &str, since| Row {
         kind: resource.api.kind.clone(),
-        namespace: object.metadata.namespace.clone().unwrap_or_default(),
-        name: object.metadata.name.clone().unwrap_or_default(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
         type_: type_.to_owned(),
         status: status.to_owned(),
         reason: reason.to_owned(),
         since,
     };
+    if identity.is_none() {
+        return vec![row(
+            "-",
+            "Error",
+            "no metadata.name (or metadata.namespace)",
+            None,
+        )];
+    }
     match decode_conditions(&object.data) {
         Err(e) => vec![row("-", "Error", &e.to_string(), None)],
         Ok(decoded) => {
@@ -289,6 +300,19 @@ mod tests {
         assert_eq!(rows_of(&task, &o).len(), 2);
         let o = object("bad", json!({"status": {"conditions": "nope"}}));
         assert_eq!(rows_of(&task, &o)[0].status, "Error");
+    }
+
+    #[test]
+    fn an_object_the_watch_would_skip_is_one_error_row() {
+        let resource = ResourceSpec::defaults()[0].known().unwrap();
+        let mut nameless = object("x", json!({"status": {"conditions": []}}));
+        nameless.metadata.name = None;
+        let rows = rows_of(&resource, &nameless);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].name.as_str(), rows[0].status.as_str()),
+            ("-", "Error")
+        );
     }
 
     #[test]
