@@ -15,38 +15,42 @@ conditions_fleet), plus COUNT/50 SeiNetworks, COUNT/10 SeiNodeTasks and COUNT/20
 SeiNodeTaskWorkflows; each object is created, then its status written through the status
 subresource, as the controller does.
 
-Reads $SEINODE_STACK_DIR (default /tmp/seinode-stack). Prints one summary line.
+Reads the stack in $SEINODE_STACK_DIR (default /tmp/seinode-stack) through
+tests/harness/seistack.py. Prints one summary line.
 """
+import sys
+sys.dont_write_bytecode = True  # seistack is imported; keep the tree clean
 import argparse
 import concurrent.futures
-import datetime
 import http.client
 import json
 import os
-import ssl
-import sys
 import threading
 import time
 
-STACK = os.environ.get("SEINODE_STACK_DIR", "/tmp/seinode-stack")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+import seistack  # noqa: E402
+
 LOCAL = threading.local()
+# Fields every benchmark object carries, beside what seistack's base objects have.
+LABELS = {"bench": "true", "sei.io/chain": seistack.CHAIN_ID}
+IMAGE = seistack.SEINODE_IMAGE
+SIDECAR_IMAGE = "ghcr.io/sei-protocol/seictl:v1"
+_STACK = []
 
 
-def ports():
-    out = {}
-    with open(os.path.join(STACK, "ports.env")) as f:
-        for line in f:
-            if "=" in line and not line.startswith("#"):
-                k, v = line.strip().split("=", 1)
-                out[k] = v
-    return out
+def stack():
+    """The stack in $SEINODE_STACK_DIR, read once (at the first call, after `stack up`)."""
+    if not _STACK:
+        _STACK.append(seistack.Stack())
+    return _STACK[0]
 
 
 def conn():
     if not hasattr(LOCAL, "conn"):
-        ctx = ssl.create_default_context(cafile=os.path.join(STACK, "pki/ca.crt"))
-        ctx.load_cert_chain(os.path.join(STACK, "pki/admin.crt"), os.path.join(STACK, "pki/admin.key"))
-        LOCAL.conn = http.client.HTTPSConnection("127.0.0.1", int(ports()["APISERVER_PORT"]), context=ctx, timeout=30)
+        s = stack()
+        LOCAL.conn = http.client.HTTPSConnection("127.0.0.1", s.port("APISERVER_PORT"),
+                                                 context=s.apiserver_tls(), timeout=30)
     return LOCAL.conn
 
 
@@ -69,8 +73,7 @@ def call(method, path, body=None, content_type="application/json"):
     raise RuntimeError(f"{method} {path} failed 5 times")
 
 
-def now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+now = seistack.now
 
 
 def base(ns):
@@ -128,16 +131,16 @@ def full_spec(ns, name, kb):
     """A spec as upstream's CRD allows: full node with snapshot, peers, overrides, sidecar with TLS."""
     seed = sum(map(ord, name)) + 7
     n = max(0, kb) * 5 // 2
-    return {
-        "chainId": "pacific-1", "image": "ghcr.io/sei-protocol/sei:v6.3.0",
+    spec = seistack.seinode(ns, name, tls=True, full_node={
+        "snapshot": {"s3": {"targetHeight": 198740000}, "trustPeriod": "9999h0m0s",
+                     "backfillBlocks": 1000, "bootstrapImage": IMAGE},
+        "snapshotGeneration": {"tendermint": {"keepRecent": 5, "publish": {}}}})["spec"]
+    spec["sidecar"].update(
+        image=SIDECAR_IMAGE, port=7777,
+        resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}})
+    spec.update({
         "entrypoint": {"command": ["seid"], "args": ["start", "--home", "/sei", "--log_format", "json"]},
         "podLabels": {"app.kubernetes.io/part-of": "sei", "sei.io/chain": "pacific-1", "team": "infra"},
-        "sidecar": {"image": "ghcr.io/sei-protocol/seictl:v1", "port": 7777,
-                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-                    "tls": {"secretName": f"{name}-tls"}},
-        "fullNode": {"snapshot": {"s3": {"targetHeight": 198740000}, "trustPeriod": "9999h0m0s",
-                                  "backfillBlocks": 1000, "bootstrapImage": "ghcr.io/sei-protocol/sei:v6.3.0"},
-                     "snapshotGeneration": {"tendermint": {"keepRecent": 5, "publish": {}}}},
         "peers": [{"static": {"addresses": [peer(i, seed) for i in range(n)]}},
                   {"label": {"namespace": ns, "selector": {"sei.io/chain": "pacific-1", "sei.io/role": "sentry"}}},
                   {"ec2Tags": {"region": "us-east-2", "tags": {"sei.io/chain": "pacific-1", "sei.io/role": "rpc"}}}],
@@ -147,7 +150,8 @@ def full_spec(ns, name, kb):
             ("mempool", "size", "5000"), ("mempool", "cache_size", "10000"),
             ("consensus", "timeout_commit", "400ms"), ("rpc", "max_open_connections", "900"),
             ("statesync", "enable", "false"), ("db", "backend", "pebbledb")][: 2 + n // 2]},
-    }
+    })
+    return spec
 
 
 def set_status(ns, name, status, reason, kb=0):
@@ -187,17 +191,19 @@ def flip_condition(ns, name, status, reason):
     raise RuntimeError(f"flip of {ns}/{name}: {code} {data[:200]!r}")
 
 
-def create(ns, name, status, reason, realistic_kb):
+def seinode_object(ns, name, realistic_kb):
+    """The SeiNode `create` makes: seistack's with TLS, and a snapshot and the sidecar's image
+    (minimal), or the full spec of full_spec (--realistic-kb)."""
     if realistic_kb:
-        spec = full_spec(ns, name, realistic_kb)
-    else:
-        spec = {"chainId": "pacific-1", "image": "ghcr.io/sei-protocol/sei:v6.3.0",
-                "sidecar": {"image": "ghcr.io/sei-protocol/seictl:v1", "tls": {"secretName": f"{name}-tls"}},
-                "fullNode": {"snapshot": {"s3": {"targetHeight": 198740000}, "trustPeriod": "9999h0m0s"}}}
-    obj = {"apiVersion": "sei.io/v1alpha1", "kind": "SeiNode",
-           "metadata": {"name": name, "namespace": ns, "labels": {"bench": "true", "sei.io/chain": "pacific-1"}},
-           "spec": spec}
-    code, data = call("POST", base(ns), obj)
+        return seistack.sei_object("SeiNode", ns, name, full_spec(ns, name, realistic_kb), LABELS)
+    obj = seistack.seinode(ns, name, tls=True, labels=LABELS, full_node={
+        "snapshot": {"s3": {"targetHeight": 198740000}, "trustPeriod": "9999h0m0s"}})
+    obj["spec"]["sidecar"]["image"] = SIDECAR_IMAGE
+    return obj
+
+
+def create(ns, name, status, reason, realistic_kb):
+    code, data = call("POST", base(ns), seinode_object(ns, name, realistic_kb))
     if code not in (201, 409):
         raise RuntimeError(f"create {ns}/{name}: {code} {data[:200]!r}")
     set_status(ns, name, status, reason, realistic_kb)
@@ -207,8 +213,6 @@ def create(ns, name, status, reason, realistic_kb):
 
 PLURALS = {"SeiNode": "seinodes", "SeiNetwork": "seinetworks", "SeiNodeTask": "seinodetasks",
            "SeiNodeTaskWorkflow": "seinodetaskworkflows"}
-IMAGE = "ghcr.io/sei-protocol/sei:v6.3.0"
-SIDECAR_IMAGE = "ghcr.io/sei-protocol/seictl:v1"
 # The condition flipped to measure latency (on validators) and, per kind, the one the churn
 # flips; each is the first entry of status.conditions, so a JSON patch can test and replace it.
 # (kind, healthy status, healthy reason, changed status, changed reason)
@@ -263,27 +267,26 @@ def node_object(ns, i):
     role = node_role(i)
     seed = sum(map(ord, name))
     peers = [peer(k, seed) for k in range(8)]
-    spec = {"chainId": "pacific-1", "image": IMAGE,
-            "podLabels": {"team": "infra"},
-            "dataVolume": {"import": {"pvcName": f"{name}-data"}},
-            "peers": [{"static": {"addresses": peers[:2]}},
-                      {"label": {"selector": {"sei.io/chain": "pacific-1", "sei.io/role": "sentry"}}}],
-            "overrides": {"config.p2p.max_num_inbound_peers": "40", "config.mempool.size": "5000"}}
     if role == "validator":
-        spec["sidecar"] = {"image": SIDECAR_IMAGE, "port": 7777,
-                           "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}}
-        spec["validator"] = {
+        spec = seistack.seinode(ns, name, validator={
             "snapshot": {"s3": {"targetHeight": 198740000}, "trustPeriod": "9999h0m0s"},
             "signingKey": {"secret": {"secretName": f"{name}-priv-validator-key"}},
             "nodeKey": {"secret": {"secretName": f"{name}-node-key"}},
             "operatorKeyring": {"secret": {"secretName": f"{name}-operator-keyring", "keyName": "node_admin",
                                            "passphraseSecretRef": {"secretName": f"{name}-keyring-passphrase",
-                                                                   "key": "passphrase"}}}}
+                                                                   "key": "passphrase"}}}})["spec"]
+        spec["sidecar"] = {"image": SIDECAR_IMAGE, "port": 7777,
+                           "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}}
     else:
-        spec["fullNode"] = {"snapshot": {"stateSync": {}, "rpcServers": ["rpc-0.pacific-1.svc:26657",
-                                                                          "rpc-1.pacific-1.svc:26657"],
-                                         "trustPeriod": "168h0m0s"},
-                            "snapshotGeneration": {"tendermint": {"keepRecent": 5}}}
+        spec = seistack.seinode(ns, name, full_node={
+            "snapshot": {"stateSync": {}, "rpcServers": ["rpc-0.pacific-1.svc:26657", "rpc-1.pacific-1.svc:26657"],
+                         "trustPeriod": "168h0m0s"},
+            "snapshotGeneration": {"tendermint": {"keepRecent": 5}}})["spec"]
+    spec.update({"podLabels": {"team": "infra"},
+                 "dataVolume": {"import": {"pvcName": f"{name}-data"}},
+                 "peers": [{"static": {"addresses": peers[:2]}},
+                           {"label": {"selector": {"sei.io/chain": "pacific-1", "sei.io/role": "sentry"}}}],
+                 "overrides": {"config.p2p.max_num_inbound_peers": "40", "config.mempool.size": "5000"}})
     status = {"phase": "Running", "phaseTransitionTime": "2026-11-01T00:00:00Z",
               "currentImage": IMAGE, "currentSidecarImage": SIDECAR_IMAGE,
               "statefulSet": {"name": name, "uid": f"6f1d2c1e-0b7a-4a4e-9d55-{i:012d}"},
@@ -371,10 +374,7 @@ def fleet_counts(count):
 
 
 def create_object(ns, kind, name, spec, status):
-    obj = {"apiVersion": "sei.io/v1alpha1", "kind": kind,
-           "metadata": {"name": name, "namespace": ns, "labels": {"bench": "true", "sei.io/chain": "pacific-1"}},
-           "spec": spec}
-    code, data = call("POST", kbase(ns, kind), obj)
+    code, data = call("POST", kbase(ns, kind), seistack.sei_object(kind, ns, name, spec, LABELS))
     if code not in (201, 409):
         raise RuntimeError(f"create {kind} {ns}/{name}: {code} {data[:300]!r}")
     write_status(ns, kind, name, status)

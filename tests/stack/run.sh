@@ -14,8 +14,9 @@ RUN_COMPONENTS="etcd kube-apiserver webhook alertmanager prometheus otelcol"
 HEALTH_TIMEOUT_SECONDS=${SEINODE_STACK_HEALTH_TIMEOUT:-60}
 SERVICE_CIDR=10.0.0.0/24
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+# free_ports N: N different free loopback ports, one per line (tests/harness/seistack.py).
+free_ports() {
+  python3 "$REPO_ROOT/tests/harness/seistack.py" free-port "$1"
 }
 
 load_ports() {
@@ -253,11 +254,15 @@ stack_up() {
     stack_down
   fi
   mkdir -p "$STACK_DIR"
+  local vars=(ETCD_PORT ETCD_PEER_PORT APISERVER_PORT OTLP_GRPC_PORT OTLP_HTTP_PORT COLLECTOR_HEALTH_PORT
+    COLLECTOR_METRICS_PORT PROMETHEUS_PORT ALERTMANAGER_PORT WEBHOOK_PORT) ports text i
+  text=$(free_ports ${#vars[@]}) || die "could not pick free ports (python3 tests/harness/seistack.py free-port)"
+  mapfile -t ports <<<"$text"
+  ((${#ports[@]} == ${#vars[@]})) || die "picked ${#ports[@]} free ports, wanted ${#vars[@]}"
   {
     echo "# Ports of the stack in $STACK_DIR, chosen free at 'up'."
-    for var in ETCD_PORT ETCD_PEER_PORT APISERVER_PORT OTLP_GRPC_PORT OTLP_HTTP_PORT COLLECTOR_HEALTH_PORT \
-      COLLECTOR_METRICS_PORT PROMETHEUS_PORT ALERTMANAGER_PORT WEBHOOK_PORT; do
-      echo "$var=$(free_port)"
+    for i in "${!vars[@]}"; do
+      echo "${vars[$i]}=${ports[$i]}"
     done
     echo "RULE_FOR=$RULE_FOR"
   } >"$STACK_DIR/ports.env"
