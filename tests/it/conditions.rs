@@ -8,13 +8,12 @@
 //! writes their status through the status subresource and runs its own watcher (default
 //! resources, restricted to the namespace), so the tests run in parallel.
 
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 /// First arrival of an object's series (start-up, list, first export).

@@ -5,13 +5,12 @@
 //! election, a PodDisruptionBudget, Lease RBAC in the watcher's namespace only, and a
 //! NetworkPolicy that admits no pod.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

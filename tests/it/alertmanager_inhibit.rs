@@ -15,7 +15,6 @@
 //! No test waits for a notification: every test ends well within the routes' 30 s
 //! group_wait, so nothing is sent to the example receivers.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 const CONFIG: &str = "deploy/alertmanager/alertmanager-route.yaml";

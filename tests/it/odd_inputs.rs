@@ -2,7 +2,6 @@
 //! These need no stack: where an API server is needed, it is a FAKE one (a few lines of
 //! std::net below) that produces the fault a real API server cannot.
 
-mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_port};
+use crate::harness::{eventually, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sei-condition-watcher");
 

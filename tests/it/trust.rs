@@ -13,7 +13,6 @@
 //! The hanging API server and collector are a FAKE: a TCP proxy in front of the real one
 //! that stops forwarding on request (the real components cannot be made to hang).
 
-mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 /// The lease timings the watcher uses (src/lease.rs) and the default export interval.

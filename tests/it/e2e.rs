@@ -5,12 +5,11 @@
 //!
 //! The two 5-minute cases run in parallel (about 6 minutes for this binary).
 
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde_json::Value;
 
 const ALERT: &str = "SeiNodeSidecarTLSSecretNotReady";

@@ -5,13 +5,12 @@
 //! watcher must not trust (another CA, or the right CA but another host name) is refused
 //! and said so in one log line.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 /// Issues a certificate signed by the stack's CA with openssl (as the stack itself does).
 fn issue(stack: &Stack, dir: &Path, name: &str, ext: &str) -> (PathBuf, PathBuf) {

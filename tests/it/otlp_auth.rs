@@ -7,13 +7,12 @@
 //! collector-tls, collector-mtls and collector-auth components, validates the collector
 //! configuration they produce and applies the result server-side (dry run).
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::harness::*;
 
 struct AuthCollector {
     child: Child,

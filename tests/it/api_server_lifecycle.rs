@@ -2,12 +2,11 @@
 //! of this binary run one at a time (a lock) and restore what they changed. Cargo runs test
 //! binaries one after another, so no other binary's tests run meanwhile.
 
-mod common;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

@@ -14,7 +14,6 @@
 //! `$SEINODE_IMAGE` names an image built beforehand (`tests/image/image build-full`: the
 //! Dockerfile's own build stage), which the test runs as it is.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{chown, symlink, PermissionsExt};
@@ -22,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -13,7 +13,6 @@
 //! outage too short for the rule to notice fails the test rather than passing it: it would
 //! check nothing.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -21,7 +20,7 @@ use std::net::TcpListener;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde_json::Value;
 
 /// The watcher-absent alert checked during the collector outage.

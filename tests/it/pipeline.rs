@@ -2,12 +2,11 @@
 //! process) -> OpenTelemetry Collector -> Prometheus. Each test has its own namespace and
 //! watcher, so they run in parallel.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 
 /// Two export intervals plus the collector's batch timeout and Prometheus' ingestion: the
 /// budget within which a change must be visible. Deletions must beat Prometheus' 5-minute

@@ -3,13 +3,12 @@
 //! panel query run against the real Prometheus of the local stack, fed by a real watcher.
 //! Template variables in queries are substituted as Grafana does before they are sent.
 
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 fn load(rel: &str) -> Value {
