@@ -6,19 +6,27 @@
 
 mod harness;
 
+#[cfg(feature = "stack-tests")]
 mod alertmanager_inhibit;
+#[cfg(feature = "stack-tests")]
 mod api_server_lifecycle;
+#[cfg(feature = "stack-tests")]
 mod conditions;
 mod crd_compat;
 mod dashboard;
 mod deploy;
 mod docs;
+#[cfg(feature = "stack-tests")]
 mod e2e;
+#[cfg(feature = "stack-tests")]
 mod faults;
 mod generated_files;
+#[cfg(feature = "stack-tests")]
 mod image;
 mod odd_inputs;
 mod otlp_auth;
 mod otlp_tls;
+#[cfg(feature = "stack-tests")]
 mod pipeline;
+#[cfg(feature = "stack-tests")]
 mod trust;
