@@ -60,25 +60,13 @@ fn exports_over_tls_and_mtls_with_the_cluster_label() {
         .otlp_endpoint(&mtls.endpoint)
         .args(["--otlp-ca-file", ca, "--export-timeout", "2s"])
         .start();
-    eventually(
-        Duration::from_secs(30),
-        "refused without a client certificate",
-        || {
-            without_cert
-                .log_text()
-                .contains("OTLP export to the collector failed")
-                .then_some(())
-        },
-    );
-    let log = without_cert.log_text();
-    let lines = without_cert.export_failures();
-    assert_eq!(lines.len(), 1, "one line for the outage:\n{log}");
+    let line = without_cert.one_export_failure(Duration::ZERO);
     // The collector's alert (CertificateRequired) or, when the watcher writes before
     // reading it, a broken pipe or a closed connection: each hint names the client
     // certificate.
     assert!(
-        lines[0].contains("client certificate"),
-        "the line says why:\n{log}"
+        line.contains("client certificate"),
+        "the line says why:\n{line}"
     );
     assert!(without_cert.terminate().success());
     let mut with_cert = s
@@ -147,21 +135,12 @@ fn refused_certificate(case: &str, dir: &Path, cert: &Certificate, hint: &str) {
             "2s",
         ])
         .start();
-    eventually(Duration::from_secs(30), "the refusal is logged", || {
-        (!watcher.export_failures().is_empty()).then_some(())
-    });
-    // Several exports (objects and self-metrics) fail in this time; still one line.
-    std::thread::sleep(EXPORT_INTERVAL * 3);
-    let log = watcher.log_text();
-    let lines = watcher.export_failures();
-    assert_eq!(lines.len(), 1, "one line for the whole outage:\n{log}");
+    // Several exports (objects and self-metrics) fail meanwhile; still one line.
+    let line = watcher.one_export_failure(EXPORT_INTERVAL * 3);
+    assert!(line.contains(hint), "the line says why ({hint}):\n{line}");
     assert!(
-        lines[0].contains(hint),
-        "the line says why ({hint}):\n{log}"
-    );
-    assert!(
-        lines[0].contains("invalid peer certificate"),
-        "the line keeps the cause:\n{log}"
+        line.contains("invalid peer certificate"),
+        "the line keeps the cause:\n{line}"
     );
     let instance = &watcher.instance;
     for query in [

@@ -357,6 +357,25 @@ impl Watcher {
         });
     }
 
+    /// Waits (30 s at most) for the watcher to say that exports fail, lets `more` pass
+    /// while further exports fail, and checks that it said so once; returns that line.
+    pub fn one_export_failure(&self, more: Duration) -> String {
+        eventually(
+            Duration::from_secs(30),
+            "a line saying the export failed",
+            || (!self.export_failures().is_empty()).then_some(()),
+        );
+        std::thread::sleep(more);
+        let mut lines = self.export_failures();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one line for the whole outage, not one per export:\n{}",
+            self.log_text()
+        );
+        lines.remove(0)
+    }
+
     /// The warn lines about failed exports (rate-limited by the watcher).
     pub fn export_failures(&self) -> Vec<String> {
         self.log_text()
