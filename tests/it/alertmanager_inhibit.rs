@@ -154,6 +154,28 @@ impl Alertmanager {
         }
     }
 
+    /// Fires `muted` and `kept` (nothing mutes them yet), then `source`: exactly `muted`
+    /// are inhibited, by `source`, and `kept` stay active.
+    fn assert_mutes(&self, source: &Labels, muted: &[&Labels], kept: &[&Labels]) {
+        let targets: Vec<&Labels> = muted.iter().chain(kept).copied().collect();
+        self.fire(&targets);
+        for t in &targets {
+            self.wait_inhibited(t, false);
+        }
+        self.fire(&[source]);
+        let fingerprint = self.fingerprint(source);
+        for t in muted {
+            assert_eq!(self.wait_inhibited(t, true), vec![fingerprint.clone()]);
+        }
+        for t in kept {
+            assert!(
+                inhibited_by(&self.get(t)).is_empty(),
+                "{t:?} must not be inhibited by {}",
+                source["alertname"]
+            );
+        }
+    }
+
     fn fingerprint(&self, labels: &Labels) -> String {
         self.get(labels)["fingerprint"]
             .as_str()
@@ -263,26 +285,9 @@ fn paused_seinode_inhibits_only_what_the_freeze_explains() {
             "ticket",
         ),
     ];
-    let targets: Vec<&Labels> = muted.iter().chain(kept.iter()).collect();
-
-    // No source: every target is active.
-    am.fire(&targets);
-    for t in &targets {
-        am.wait_inhibited(t, false);
-    }
-
-    // The source fires: exactly the muted ones are inhibited, by it.
-    am.fire(&[&source]);
-    let fingerprint = am.fingerprint(&source);
-    for t in &muted {
-        assert_eq!(am.wait_inhibited(t, true), vec![fingerprint.clone()]);
-    }
-    for t in &kept {
-        assert!(
-            inhibited_by(&am.get(t)).is_empty(),
-            "{t:?} must not be inhibited by SeiNodePaused"
-        );
-    }
+    // No source: every target is active; the source fires: exactly the muted ones are
+    // inhibited, by it.
+    am.assert_mutes(&source, &muted.each_ref(), &kept.each_ref());
     // The source itself goes nowhere; pages and tickets to their receivers.
     assert_eq!(receivers(&am.get(&source)), ["null"]);
     assert_eq!(receivers(&am.get(&kept[0])), ["sei-page"]);
@@ -328,20 +333,8 @@ fn workflow_held_seinode_keeps_its_own_workflow_ticket() {
         "ticket",
     );
 
-    am.fire(&[&sidecar, &unknown, &stuck, &state_sync]);
-    for t in [&sidecar, &unknown, &stuck, &state_sync] {
-        am.wait_inhibited(t, false);
-    }
-
-    am.fire(&[&source]);
-    let fingerprint = am.fingerprint(&source);
-    assert_eq!(am.wait_inhibited(&sidecar, true), vec![fingerprint.clone()]);
-    assert_eq!(am.wait_inhibited(&unknown, true), vec![fingerprint]);
-    assert!(
-        inhibited_by(&am.get(&stuck)).is_empty(),
-        "the held node's SeiNodeWorkflowStuck must not be inhibited"
-    );
-    assert!(inhibited_by(&am.get(&state_sync)).is_empty());
+    // The held node's SeiNodeWorkflowStuck is not inhibited.
+    am.assert_mutes(&source, &[&sidecar, &unknown], &[&stuck, &state_sync]);
     assert_eq!(receivers(&am.get(&stuck)), ["sei-ticket"]);
 }
 
@@ -386,23 +379,7 @@ fn paused_seinetwork_inhibits_its_stuck_alerts_not_a_failed_ceremony() {
             "ticket",
         ),
     ];
-    let targets: Vec<&Labels> = muted.iter().chain(kept.iter()).collect();
-    am.fire(&targets);
-    for t in &targets {
-        am.wait_inhibited(t, false);
-    }
-
-    am.fire(&[&source]);
-    let fingerprint = am.fingerprint(&source);
-    for t in &muted {
-        assert_eq!(am.wait_inhibited(t, true), vec![fingerprint.clone()]);
-    }
-    for t in &kept {
-        assert!(
-            inhibited_by(&am.get(t)).is_empty(),
-            "{t:?} must not be inhibited by SeiNetworkPaused"
-        );
-    }
+    am.assert_mutes(&source, &muted.each_ref(), &kept.each_ref());
 }
 
 /// A meta-alert's labels as deploy/prometheus/seinode-tls.rules.yaml produces them:
