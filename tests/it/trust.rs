@@ -13,16 +13,14 @@
 //! The hanging API server and collector are a FAKE: a TCP proxy in front of the real one
 //! that stops forwarding on request (the real components cannot be made to hang).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 /// The lease timings the watcher uses (src/lease.rs) and the default export interval.
@@ -106,48 +104,31 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, hang: &AtomicBool) {
     let _ = from.shutdown(std::net::Shutdown::Both);
 }
 
-/// A kubeconfig like the stack's whose server is `port` on loopback.
-fn kubeconfig_via(stack: &Stack, port: u16, tag: &str) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(stack.kubeconfig()).unwrap();
-    let api = stack.port("APISERVER_PORT");
-    assert!(text.contains(&format!("127.0.0.1:{api}")), "{text}");
-    let path = stack.dir.join(format!("kubeconfig-{tag}"));
-    std::fs::write(
-        &path,
-        text.replace(&format!("127.0.0.1:{api}"), &format!("127.0.0.1:{port}")),
-    )
-    .unwrap();
-    path
-}
-
-fn lease_holder(stack: &Stack, ns: &str, lease: &str) -> Option<String> {
-    let (ok, out, _) = stack.kubectl(
-        &[
-            "-n",
-            ns,
-            "get",
-            "lease",
-            lease,
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ],
-        None,
-    );
+fn lease_holder(s: &Scenario, lease: &str) -> Option<String> {
+    let (ok, out, _) = s.kubectl(&[
+        "-n",
+        s.ns(),
+        "get",
+        "lease",
+        lease,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
     (ok && !out.trim().is_empty()).then(|| out.trim().to_owned())
 }
 
-/// A validator SeiNode whose SigningKeyReady is True, created in `ns`.
-fn validator(stack: &Stack, ns: &str) -> Value {
+/// A validator SeiNode whose SigningKeyReady is True, created in the scenario's namespace.
+fn validator(s: &Scenario) -> Value {
     let object = fixture("current/seinode-validator.yaml");
-    stack.create_with_status(Some(ns), "seinodes", &object);
+    s.create("seinodes", &object);
     object
 }
 
 /// Sets SigningKeyReady of the validator to False/SigningKeyInvalid, now.
-fn break_signing_key(stack: &Stack, ns: &str, object: &Value) {
+fn break_signing_key(s: &Scenario, object: &Value) {
     let name = object["metadata"]["name"].as_str().unwrap();
     let mut status = object["status"].clone();
-    let now = jiff_now();
+    let now = now_rfc3339();
     for c in status["conditions"].as_array_mut().unwrap() {
         if c["type"] == "SigningKeyReady" {
             c["status"] = json!("False");
@@ -156,53 +137,22 @@ fn break_signing_key(stack: &Stack, ns: &str, object: &Value) {
             c["lastTransitionTime"] = json!(now);
         }
     }
-    stack.patch_status(Some(ns), "seinodes", name, &status);
+    s.stack()
+        .patch_status(Some(s.ns()), "seinodes", name, &status);
 }
 
-fn jiff_now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap()
-        .to_string()
-}
-
-/// The webhook notifications of one alert in one namespace: (status, startsAt).
-fn notifications(stack: &Stack, ns: &str, alert: &str) -> Vec<(String, String)> {
-    let text =
-        std::fs::read_to_string(stack.dir.join("webhook/notifications.jsonl")).unwrap_or_default();
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let n: Value = serde_json::from_str(line).unwrap();
-        for a in n["alerts"].as_array().unwrap() {
-            if a["labels"]["namespace"] == ns && a["labels"]["alertname"] == alert {
-                out.push((
-                    a["status"].as_str().unwrap().to_owned(),
-                    a["startsAt"].as_str().unwrap_or("").to_owned(),
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// The raw sample timestamps of a series over the last `range` (no lookback).
-fn sample_times(stack: &Stack, selector: &str, range: &str) -> Vec<f64> {
-    let body: Value = ureq::get(format!("{}/api/v1/query", stack.prometheus_url()))
-        .query("query", format!("{selector}[{range}]"))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
-    let mut times: Vec<f64> = body["data"]["result"]
-        .as_array()
-        .unwrap()
+/// The webhook notifications of the page about the scenario's namespace: (status, startsAt).
+fn pages(s: &Scenario) -> Vec<(String, String)> {
+    s.notifications()
         .iter()
-        .flat_map(|r| r["values"].as_array().unwrap().iter())
-        .map(|v| v[0].as_f64().unwrap())
-        .collect();
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    times
+        .filter(|a| a["labels"]["alertname"] == PAGE)
+        .map(|a| {
+            (
+                a["status"].as_str().unwrap().to_owned(),
+                a["startsAt"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// The time of the first log line containing `text`, as Unix seconds.
@@ -214,55 +164,29 @@ fn log_time(log: &str, text: &str) -> f64 {
     unix(line.split_whitespace().next().unwrap())
 }
 
-fn max_gap(times: &[f64]) -> f64 {
-    times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
-}
-
-fn alert_active_at(stack: &Stack, ns: &str) -> Option<f64> {
-    let body: Value = ureq::get(format!("{}/api/v1/alerts", stack.prometheus_url()))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
-    body["data"]["alerts"]
+fn alert_active_at(s: &Scenario) -> Option<f64> {
+    s.prometheus("/api/v1/alerts", &[])["alerts"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["labels"]["alertname"] == PAGE && a["labels"]["namespace"] == ns)
+        .find(|a| a["labels"]["alertname"] == PAGE && a["labels"]["namespace"] == s.ns())
         .and_then(|a| a["activeAt"].as_str())
         .map(unix)
 }
 
-fn unix(t: &str) -> f64 {
-    let t: jiff::Timestamp = t.parse().unwrap();
-    t.as_millisecond() as f64 / 1000.0
-}
-
-fn replica(
-    stack: &Stack,
-    ns: &str,
-    id: &str,
-    lease: &str,
-    kubeconfig: &std::path::Path,
-) -> Watcher {
-    Watcher::start(
-        stack,
-        id,
-        &[
-            "--namespace",
-            ns,
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--export-interval",
-            "15s",
+fn replica(s: &Scenario, id: &str, lease: &str, kubeconfig: &std::path::Path) -> Watcher {
+    s.watcher()
+        .instance(id)
+        .kubeconfig(kubeconfig)
+        .export_interval(Some("15s"))
+        .args([
             "--leader-elect",
             "--leader-election-namespace",
-            ns,
+            s.ns(),
             "--leader-election-id",
             lease,
-        ],
-    )
+        ])
+        .start()
 }
 
 fn signing_key_false(ns: &str) -> String {
@@ -272,36 +196,35 @@ fn signing_key_false(ns: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
-    let stack = Stack::get();
-    let ns = stack.namespace("trust-replicas");
+    let s = Scenario::new("trust-replicas");
+    let ns = s.ns();
     let lease = format!("watcher-{ns}");
-    let object = validator(&stack, &ns);
+    let object = validator(&s);
     let name = object["metadata"]["name"].as_str().unwrap().to_owned();
-    let proxy = FakeHangingProxy::start(stack.port("APISERVER_PORT").parse().unwrap());
-    let via_proxy = kubeconfig_via(&stack, proxy.port, &ns);
+    let proxy = FakeHangingProxy::start(Stack::env("APISERVER_PORT").parse().unwrap());
+    let via_proxy = s.stack().kubeconfig_via(proxy.port, ns);
 
     // A starts first (through the proxy) and takes the lease; B stands by.
-    let mut a = replica(&stack, &ns, "replica-a", &lease, &via_proxy);
+    let mut a = replica(&s, "replica-a", &lease, &via_proxy);
     a.wait_ready();
     eventually(Duration::from_secs(20), "A holds the lease", || {
-        (lease_holder(&stack, &ns, &lease).as_deref() == Some("replica-a")).then_some(())
+        (lease_holder(&s, &lease).as_deref() == Some("replica-a")).then_some(())
     });
-    let b = replica(&stack, &ns, "replica-b", &lease, &stack.kubeconfig());
+    let b = replica(&s, "replica-b", &lease, &s.stack().kubeconfig());
     b.wait_ready();
     let ok = format!(
         "seinode_status_condition{{namespace=\"{ns}\",name=\"{name}\",type=\"SigningKeyReady\",status=\"True\"}}"
     );
     let labels = eventually(Duration::from_secs(30), "the leader's series", || {
-        stack.query(&ok).into_iter().next().map(|(l, _)| l)
+        s.query(&ok).into_iter().next().map(|(l, _)| l)
     });
     assert_eq!(
         labels["instance"], lease,
         "object series carry the lease's name, the same for every replica"
     );
     assert_eq!(
-        stack.query_one(&format!(
+        s.query_one(&format!(
             "sei_condition_watcher_leader{{instance=\"replica-b\"}}"
         )),
         Some(0.0)
@@ -310,12 +233,12 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
     // (a) A's API access hangs, and the signing key breaks: A cannot see it, B must.
     proxy.set_hang(true);
     let broke = Instant::now();
-    break_signing_key(&stack, &ns, &object);
+    break_signing_key(&s, &object);
     let took_over = eventually(Duration::from_secs(60), "B takes the lease", || {
-        (lease_holder(&stack, &ns, &lease).as_deref() == Some("replica-b")).then(|| broke.elapsed())
+        (lease_holder(&s, &lease).as_deref() == Some("replica-b")).then(|| broke.elapsed())
     });
     eventually(Duration::from_secs(30), "the False series from B", || {
-        stack.query_one(&signing_key_false(&ns)).map(|_| ())
+        s.query_one(&signing_key_false(ns)).map(|_| ())
     });
     let exported = broke.elapsed();
     // The shipped rule: terminal reason, 1 m `for`; the page must come within 5 m plus one
@@ -324,7 +247,7 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
         Duration::from_secs(5 * 60 + 5),
         "the page reaches Alertmanager's receiver",
         || {
-            notifications(&stack, &ns, PAGE)
+            pages(&s)
                 .iter()
                 .any(|(s, _)| s == "firing")
                 .then(|| broke.elapsed())
@@ -342,8 +265,7 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
         a_stopped < b_took,
         "A stopped at {a_stopped}, B took over at {b_took}: two writers overlapped"
     );
-    report_figure(
-        &stack,
+    s.figure(
         &format!(
             "two replicas, leader's API access hanging: B took the lease {took_over:.1?} after the break, \
              the False series was queryable after {exported:.1?}, the page reached the receiver after {paged:.1?}"
@@ -357,17 +279,16 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
         Duration::from_secs(120),
         "A's view is healthy again",
         || {
-            stack
-                .query_one(&format!(
-                    "max_over_time(sei_condition_watcher_leader{{instance=\"replica-a\"}}[20s])"
-                ))
-                .filter(|v| *v == 0.0)
-                .and_then(|_| a.log_text().contains("not leading").then_some(()))
+            s.query_one(&format!(
+                "max_over_time(sei_condition_watcher_leader{{instance=\"replica-a\"}}[20s])"
+            ))
+            .filter(|v| *v == 0.0)
+            .and_then(|_| a.log_text().contains("not leading").then_some(()))
         },
     );
-    let active_before = alert_active_at(&stack, &ns).expect("the page is active");
+    let active_before = alert_active_at(&s).expect("the page is active");
     let killed_at = Instant::now();
-    let killed_unix = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    let killed_unix = unix_now();
     let pid = b.pid();
     Command::new("kill")
         .args(["-KILL", &pid.to_string()])
@@ -376,15 +297,16 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
     let a_leads = eventually(
         Duration::from_secs(60),
         "A takes over from the killed B",
-        || {
-            (lease_holder(&stack, &ns, &lease).as_deref() == Some("replica-a"))
-                .then(|| killed_at.elapsed())
-        },
+        || (lease_holder(&s, &lease).as_deref() == Some("replica-a")).then(|| killed_at.elapsed()),
     );
     // Wait for two of A's periodic exports after the takeover, then look at raw samples.
     std::thread::sleep(INTERVAL * 2 + Duration::from_secs(5));
     let range = format!("{}s", (killed_at.elapsed() + INTERVAL * 3).as_secs());
-    let times = sample_times(&stack, &signing_key_false(&ns), &range);
+    let times: Vec<f64> = s
+        .samples(&format!("{}[{range}]", signing_key_false(ns)))
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
     let around: Vec<f64> = times
         .iter()
         .copied()
@@ -394,17 +316,17 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
         around.len() >= 3,
         "samples before and after the kill: {times:?}"
     );
-    let gap = max_gap(&around);
+    let gap = largest_gap(&around);
     assert!(
         gap <= FAILOVER_GAP.as_secs_f64(),
         "gap of {gap:.1} s in the series across the failover (documented bound {FAILOVER_GAP:?}): {times:?}"
     );
-    let active_after = alert_active_at(&stack, &ns).expect("still active after the failover");
+    let active_after = alert_active_at(&s).expect("still active after the failover");
     assert_eq!(
         active_before, active_after,
         "the alert's `for` did not restart"
     );
-    let pages = notifications(&stack, &ns, PAGE);
+    let pages = pages(&s);
     assert!(
         pages.iter().all(|(s, _)| s == "firing"),
         "no resolution in between: {pages:?}"
@@ -412,8 +334,7 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
     let starts: std::collections::BTreeSet<&String> = pages.iter().map(|(_, s)| s).collect();
     assert_eq!(starts.len(), 1, "one alert, paged once: {pages:?}");
     drop(b); // reaps the killed process
-    report_figure(
-        &stack,
+    s.figure(
         &format!(
             "two replicas, leader SIGKILLed: the standby took the lease after {a_leads:.1?}; longest gap between \
              samples {gap:.1} s (bound {FAILOVER_GAP:?}); the alert kept its activeAt, no second page"
@@ -422,7 +343,7 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
 
     // (c) A new B stands by; A (leading) gets SIGTERM: it hands the lease over at once and
     // sends no markers, so the series continue.
-    let mut b = replica(&stack, &ns, "replica-b2", &lease, &stack.kubeconfig());
+    let mut b = replica(&s, "replica-b2", &lease, &s.stack().kubeconfig());
     b.wait_ready();
     std::thread::sleep(RETRY * 2);
     let stopped = Instant::now();
@@ -435,8 +356,7 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
         a.log_text()
     );
     let handed = eventually(Duration::from_secs(10), "B2 leads", || {
-        (lease_holder(&stack, &ns, &lease).as_deref() == Some("replica-b2"))
-            .then(|| stopped.elapsed())
+        (lease_holder(&s, &lease).as_deref() == Some("replica-b2")).then(|| stopped.elapsed())
     });
     assert!(
         handed < LEASE,
@@ -444,105 +364,82 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
     );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        stack.query_one(&signing_key_false(&ns)),
+        s.query_one(&signing_key_false(ns)),
         Some(1.0),
         "no staleness marker ended the series"
     );
-    report_figure(
-        &stack,
-        &format!("two replicas, leader SIGTERMed: exit after {exit:.1?}, the standby led after {handed:.1?}"),
-    );
+    s.figure(&format!(
+        "two replicas, leader SIGTERMed: exit after {exit:.1?}, the standby led after {handed:.1?}"
+    ));
     assert!(b.terminate().success());
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn a_blind_watch_withdraws_its_series_and_says_so() {
-    let stack = Stack::get();
-    let ns = stack.namespace("trust-blind");
-    let object = validator(&stack, &ns);
+    let s = Scenario::new("trust-blind");
+    let ns = s.ns();
+    let object = validator(&s);
     let name = object["metadata"]["name"].as_str().unwrap().to_owned();
-    let proxy = FakeHangingProxy::start(stack.port("APISERVER_PORT").parse().unwrap());
-    let via_proxy = kubeconfig_via(&stack, proxy.port, &ns);
-    let mut w = Watcher::start(
-        &stack,
-        &format!("{ns}-w"),
-        &[
-            "--namespace",
-            &ns,
-            "--resource",
-            "seinodes.sei.io",
-            "--kubeconfig",
-            via_proxy.to_str().unwrap(),
-            "--export-interval",
-            "15s",
-        ],
-    );
-    w.wait_ready();
+    let proxy = FakeHangingProxy::start(Stack::env("APISERVER_PORT").parse().unwrap());
+    let via_proxy = s.stack().kubeconfig_via(proxy.port, ns);
+    let mut w = s
+        .watcher()
+        .instance(&format!("{ns}-w"))
+        .kubeconfig(&via_proxy)
+        .export_interval(Some("15s"))
+        .args(["--resource", "seinodes.sei.io"])
+        .ready();
     let series = format!(
         "seinode_status_condition{{namespace=\"{ns}\",name=\"{name}\",type=\"SigningKeyReady\"}}"
     );
     eventually(Duration::from_secs(30), "the series", || {
-        stack.query_one(&series).map(|_| ())
+        s.query_one(&series).map(|_| ())
     });
     let blind = format!(
         "sei_condition_watcher_resource_blind{{instance=\"{ns}-w\",resource=\"seinodes.sei.io\"}}"
     );
     eventually(Duration::from_secs(30), "blind = 0", || {
-        (stack.query_one(&blind) == Some(0.0)).then_some(())
+        (s.query_one(&blind) == Some(0.0)).then_some(())
     });
     proxy.set_hang(true);
     let hung = Instant::now();
     // Hang detected within about 75 s, blind 90 s later, withdrawn at the next export:
     // well inside Prometheus' 5-minute lookback (docs/architecture.md).
     let withdrawn = eventually(Duration::from_secs(4 * 60), "the series withdrawn", || {
-        stack.query(&series).is_empty().then(|| hung.elapsed())
+        s.query(&series).is_empty().then(|| hung.elapsed())
     });
-    assert_eq!(stack.query_one(&blind), Some(1.0));
+    assert_eq!(s.query_one(&blind), Some(1.0));
     assert!(
         withdrawn < Duration::from_secs(5 * 60),
         "withdrawn after {withdrawn:?}: Prometheus' lookback would have done it"
     );
-    report_figure(
-        &stack,
+    s.figure(
         &format!("one replica, API access hanging: its series were withdrawn (marked stale) {withdrawn:.1?} after the hang"),
     );
     // The API server is reachable again: the watch works, the series come back.
     proxy.set_hang(false);
     let back = Instant::now();
     eventually(Duration::from_secs(120), "the series back", || {
-        stack.query_one(&series).map(|_| ())
+        s.query_one(&series).map(|_| ())
     });
     eventually(Duration::from_secs(60), "blind = 0 again", || {
-        (stack.query_one(&blind) == Some(0.0)).then_some(())
+        (s.query_one(&blind) == Some(0.0)).then_some(())
     });
-    report_figure(
-        &stack,
-        &format!(
-            "... and back {:.1?} after the API server answered again",
-            back.elapsed()
-        ),
-    );
+    s.figure(&format!(
+        "... and back {:.1?} after the API server answered again",
+        back.elapsed()
+    ));
     assert!(w.terminate().success());
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn a_bad_label_selector_is_one_clear_line() {
-    let stack = Stack::get();
-    let ns = stack.namespace("trust-selector");
-    let w = Watcher::start(
-        &stack,
-        &format!("{ns}-w"),
-        &[
-            "--namespace",
-            &ns,
-            "-l",
-            "app in sei",
-            "--resource",
-            "seinodes.sei.io",
-        ],
-    );
+    let s = Scenario::new("trust-selector");
+    let w = s
+        .watcher()
+        .instance(&format!("{}-w", s.ns()))
+        .args(["-l", "app in sei", "--resource", "seinodes.sei.io"])
+        .start();
     let line = eventually(Duration::from_secs(30), "the selector error", || {
         w.log_text()
             .lines()
@@ -561,72 +458,31 @@ fn a_bad_label_selector_is_one_clear_line() {
     assert_eq!(w.admin_status("/livez"), 200, "the process keeps running");
 }
 
-/// SIGTERM, then waits up to `limit` for the exit; returns it and how long it took.
-fn sigterm(child: &mut Child, limit: Duration) -> (ExitStatus, Duration) {
-    let start = Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status, start.elapsed());
-        }
-        assert!(
-            start.elapsed() < limit,
-            "no exit within {limit:?} of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn spawn_watcher(stack: &Stack, args: &[&str], log: &std::path::Path) -> Child {
-    let file = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"))
-        .arg("--kubeconfig")
-        .arg(stack.kubeconfig())
-        .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(args)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .unwrap()
-}
-
 /// The shutdown deadline (src/lib.rs SHUTDOWN_DEADLINE) plus the runtime's one second.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(25 + 2);
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn sigterm_with_a_hanging_collector_exits_within_the_deadline() {
-    let stack = Stack::get();
-    let ns = stack.namespace("trust-term-hang");
-    validator(&stack, &ns);
+    let s = Scenario::new("trust-term-hang");
+    let ns = s.ns();
+    validator(&s);
     // The real collector behind a proxy that starts hanging once the series are delivered.
-    let proxy = FakeHangingProxy::start(stack.port("OTLP_GRPC_PORT").parse().unwrap());
-    let log = stack.dir.join(format!("{ns}.log"));
-    let mut child = spawn_watcher(
-        &stack,
-        &[
-            "--namespace",
-            &ns,
-            "--otlp-endpoint",
-            &format!("http://127.0.0.1:{}", proxy.port),
-        ],
-        &log,
-    );
+    let proxy = FakeHangingProxy::start(Stack::env("OTLP_GRPC_PORT").parse().unwrap());
+    let mut watcher = s
+        .watcher()
+        .otlp_endpoint(&format!("http://127.0.0.1:{}", proxy.port))
+        .export_interval(None)
+        .start();
     eventually(Duration::from_secs(30), "the series delivered", || {
-        stack
-            .query_one(&format!(
-                "count(seinode_status_condition{{namespace=\"{ns}\"}})"
-            ))
-            .map(|_| ())
+        s.query_one(&format!(
+            "count(seinode_status_condition{{namespace=\"{ns}\"}})"
+        ))
+        .map(|_| ())
     });
     proxy.set_hang(true);
     std::thread::sleep(Duration::from_secs(1));
-    let (status, took) = sigterm(&mut child, SHUTDOWN_LIMIT + Duration::from_secs(10));
-    let text = std::fs::read_to_string(&log).unwrap();
+    let (status, took) = watcher.sigterm(SHUTDOWN_LIMIT + Duration::from_secs(10));
+    let text = watcher.log_text();
     assert!(
         took <= SHUTDOWN_LIMIT,
         "exit {took:?} after SIGTERM, over the deadline {SHUTDOWN_LIMIT:?}:\n{text}"
@@ -637,66 +493,45 @@ fn sigterm_with_a_hanging_collector_exits_within_the_deadline() {
         .find(|l| l.contains("were not sent"))
         .unwrap_or_else(|| panic!("one line says what was not sent:\n{text}"));
     assert!(line.contains("staleness markers"), "{line}");
-    report_figure(
-        &stack,
-        &format!("SIGTERM with a hanging collector: exit after {took:.1?} (deadline 25 s)"),
-    );
+    s.figure(&format!(
+        "SIGTERM with a hanging collector: exit after {took:.1?} (deadline 25 s)"
+    ));
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn sigterm_with_fifty_thousand_series_marks_them_all_within_the_deadline() {
-    let stack = Stack::get();
-    let ns = stack.namespace("trust-term-50k");
+    let s = Scenario::new("trust-term-50k");
+    let ns = s.ns();
     // All four kinds with every condition upstream sets: about 18 series per SeiNode.
     let count = 2_900;
-    let status = Command::new("python3")
-        .arg(repo_path("tests/bench/populate.py"))
-        .args([
-            "conditions",
-            "--namespace",
-            &ns,
-            "--count",
-            &count.to_string(),
-        ])
-        .env("SEINODE_STACK_DIR", &stack.dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let log = stack.dir.join(format!("{ns}.log"));
-    let mut child = spawn_watcher(
-        &stack,
-        &[
-            "--namespace",
-            &ns,
-            "--otlp-endpoint",
-            &stack.otlp_endpoint(),
-            "--export-interval",
-            "15s",
-        ],
-        &log,
-    );
+    s.populate(&[
+        "conditions",
+        "--namespace",
+        ns,
+        "--count",
+        &count.to_string(),
+    ]);
+    let mut watcher = s.watcher().export_interval(Some("15s")).start();
     let count_series =
         format!("count({{__name__=~\"sei.*_status_condition.*\",namespace=\"{ns}\"}})");
     let series = eventually(
         Duration::from_secs(120),
         "50,000 series in Prometheus",
-        || stack.query_one(&count_series).filter(|n| *n >= 50_000.0),
+        || s.query_one(&count_series).filter(|n| *n >= 50_000.0),
     );
     // Let a periodic export pass so that the count is whole.
     std::thread::sleep(Duration::from_secs(3));
-    let (status, took) = sigterm(&mut child, SHUTDOWN_LIMIT + Duration::from_secs(10));
-    let text = std::fs::read_to_string(&log).unwrap();
+    let (status, took) = watcher.sigterm(SHUTDOWN_LIMIT + Duration::from_secs(10));
+    let text = watcher.log_text();
     assert!(status.success(), "{status:?}\n{text}");
     assert!(took <= SHUTDOWN_LIMIT, "exit after {took:?}:\n{text}");
     assert!(!text.contains("did not finish in time"), "{text}");
     // Every series ends at once (markers), not after the 5-minute lookback.
     let gone = eventually(Duration::from_secs(60), "every series marked stale", || {
-        stack.query(&count_series).is_empty().then_some(())
+        s.query(&count_series).is_empty().then_some(())
     });
     let _ = gone;
-    report_figure(
-        &stack,
-        &format!("SIGTERM with {series} series: markers for all sent, exit after {took:.1?}"),
-    );
+    s.figure(&format!(
+        "SIGTERM with {series} series: markers for all sent, exit after {took:.1?}"
+    ));
 }

@@ -8,16 +8,11 @@
 //!
 //! and deploy/prometheus-operator/kustomization.yaml lists every generated PrometheusRule.
 //!
-//! After editing a source: `SEINODE_BLESS=1 cargo test --test generated_files` writes the
+//! After editing a source: `SEINODE_BLESS=1 cargo test --test it generated_files` writes the
 //! generated files and fails (a run with SEINODE_BLESS never passes), then
-//! `cargo test --test generated_files` checks them.
+//! `cargo test --test it generated_files` checks them.
 
-use std::path::Path;
-
-fn read(rel: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use crate::harness::{read, repo_path};
 
 fn indent(text: &str, by: usize) -> String {
     let pad = " ".repeat(by);
@@ -46,7 +41,7 @@ fn body(text: &str) -> &str {
 fn collector_configmap() -> String {
     let source = read("otel-config/collector.yaml");
     format!(
-        "# GENERATED from otel-config/collector.yaml by tests/generated_files.rs; do not edit.\n\
+        "# GENERATED from otel-config/collector.yaml by tests/it/generated_files.rs; do not edit.\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: otel-collector\n  labels: {{app.kubernetes.io/name: otel-collector}}\n\
          data:\n  collector.yaml: |\n{}\n",
         indent(&source, 4)
@@ -71,7 +66,7 @@ const RULES: &[(&str, &str, &str)] = &[
 fn prometheus_rule(source_rel: &str, name: &str) -> String {
     let source = read(source_rel);
     format!(
-        "# GENERATED from {source_rel} by tests/generated_files.rs; do not edit.\n\
+        "# GENERATED from {source_rel} by tests/it/generated_files.rs; do not edit.\n\
          apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n  name: {name}\n  labels: {{app.kubernetes.io/name: sei-condition-watcher}}\n\
          spec:\n{}\n",
         indent(body(&source).trim_end(), 2)
@@ -84,7 +79,7 @@ fn blessing() -> bool {
 
 /// Checks a generated file; with SEINODE_BLESS set, writes it instead (see [`blessed`]).
 fn check(rel: &str, expected: String) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let path = repo_path(rel);
     if blessing() {
         std::fs::write(&path, &expected).unwrap();
         return;
@@ -92,7 +87,7 @@ fn check(rel: &str, expected: String) {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == expected,
-        "{rel} is out of date with its source: run `SEINODE_BLESS=1 cargo test --test generated_files` \
+        "{rel} is out of date with its source: run `SEINODE_BLESS=1 cargo test --test it generated_files` \
          (it writes the file and fails), then rerun without SEINODE_BLESS and commit"
     );
 }
@@ -103,7 +98,7 @@ fn blessed(written: &[&str]) {
     if blessing() {
         panic!(
             "SEINODE_BLESS is set: wrote {}; this test fails on purpose while it is set. \
-             Review the change, then rerun without SEINODE_BLESS: `cargo test --test generated_files`",
+             Review the change, then rerun without SEINODE_BLESS: `cargo test --test it generated_files`",
             written.join(", ")
         );
     }
@@ -126,7 +121,7 @@ fn prometheus_rules_are_generated_from_the_rules_files() {
 /// Every rules file has its generated PrometheusRule, and the kustomization applies each one.
 #[test]
 fn every_rules_file_has_a_listed_prometheus_rule() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let dir = repo_path("deploy/prometheus");
     let mut sources: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -138,7 +133,7 @@ fn every_rules_file_has_a_listed_prometheus_rule() {
     known.sort();
     assert_eq!(
         sources, known,
-        "every deploy/prometheus/*.rules.yaml needs an entry in RULES (tests/generated_files.rs)"
+        "every deploy/prometheus/*.rules.yaml needs an entry in RULES (tests/it/generated_files.rs)"
     );
     let kustomization: serde_json::Value =
         serde_yaml_ng::from_str(&read("deploy/prometheus-operator/kustomization.yaml")).unwrap();

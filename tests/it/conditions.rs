@@ -8,13 +8,10 @@
 //! writes their status through the status subresource and runs its own watcher (default
 //! resources, restricted to the namespace), so the tests run in parallel.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 /// First arrival of an object's series (start-up, list, first export).
@@ -75,10 +72,12 @@ struct Obj {
 }
 
 impl Obj {
-    fn create(stack: &Stack, ns: &str, kind: &'static Kind) -> Obj {
+    fn create(s: &Scenario, ns: &str, kind: &'static Kind) -> Obj {
         let object = fixture(kind.file);
         let status = object["status"].clone();
-        let name = stack.create_with_status(Some(ns), kind.resource, &object);
+        let name = s
+            .stack()
+            .create_with_status(Some(ns), kind.resource, &object);
         Obj {
             kind,
             ns: ns.to_owned(),
@@ -101,8 +100,9 @@ impl Obj {
     }
 
     /// Writes the (changed) status through the status subresource.
-    fn write_status(&self, stack: &Stack) {
-        stack.patch_status(Some(&self.ns), self.kind.resource, &self.name, &self.status);
+    fn write_status(&self, s: &Scenario) {
+        s.stack()
+            .patch_status(Some(&self.ns), self.kind.resource, &self.name, &self.status);
     }
 
     fn selector(&self) -> String {
@@ -136,8 +136,8 @@ impl Obj {
 
     /// True when every condition has exactly its (status, reason) series at 1 and its
     /// lastTransitionTime series at the written time, and nothing else in the two families.
-    fn exported(&self, stack: &Stack) -> bool {
-        let series = stack.query(&format!("{}{{{}}}", self.metric(""), self.selector()));
+    fn exported(&self, s: &Scenario) -> bool {
+        let series = s.query(&format!("{}{{{}}}", self.metric(""), self.selector()));
         let got: BTreeSet<(String, String, String)> = series
             .iter()
             .filter(|(_, v)| *v == 1.0)
@@ -146,12 +146,12 @@ impl Obj {
         let want: BTreeSet<(String, String, String)> = self
             .conditions()
             .iter()
-            .map(|c| (s(&c["type"]), s(&c["status"]), s(&c["reason"])))
+            .map(|c| (text(&c["type"]), text(&c["status"]), text(&c["reason"])))
             .collect();
         if series.len() != want.len() || got != want {
             return false;
         }
-        let times = stack.query(&format!(
+        let times = s.query(&format!(
             "{}{{{}}}",
             self.metric("_last_transition_timestamp_seconds"),
             self.selector()
@@ -161,24 +161,24 @@ impl Obj {
         let want: BTreeMap<String, f64> = self
             .conditions()
             .iter()
-            .map(|c| (s(&c["type"]), seconds(&c["lastTransitionTime"])))
+            .map(|c| (text(&c["type"]), seconds(&c["lastTransitionTime"])))
             .collect();
         times.len() == want.len() && got == want
     }
 
-    fn wait_exported(&self, stack: &Stack, within: Duration) {
+    fn wait_exported(&self, s: &Scenario, within: Duration) {
         eventually(
             within,
             &format!(
                 "{} {}/{} exported as written",
                 self.kind.kind, self.ns, self.name
             ),
-            || self.exported(stack).then_some(()),
+            || self.exported(s).then_some(()),
         );
     }
 }
 
-fn s(v: &Value) -> String {
+fn text(v: &Value) -> String {
     v.as_str()
         .unwrap_or_else(|| panic!("not a string: {v}"))
         .to_owned()
@@ -186,7 +186,8 @@ fn s(v: &Value) -> String {
 
 /// An RFC 3339 time as Unix seconds.
 fn seconds(v: &Value) -> f64 {
-    s(v).parse::<jiff::Timestamp>()
+    text(v)
+        .parse::<jiff::Timestamp>()
         .unwrap_or_else(|e| panic!("{v}: {e}"))
         .as_second() as f64
 }
@@ -206,29 +207,23 @@ fn keys(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
 }
 
-fn watcher_for(stack: &Stack, ns: &str) -> Watcher {
-    Watcher::start(stack, &format!("{ns}-watcher"), &["--namespace", ns])
-}
-
 // ---------------------------------------------------------------------------------------
 // a. every kind, exact names and labels
 // ---------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn every_kind_exports_its_conditions_with_exact_names_and_labels() {
-    let stack = Stack::get();
-    let ns = stack.namespace("cond-kinds");
-    let objects: Vec<Obj> = ALL.iter().map(|k| Obj::create(&stack, &ns, k)).collect();
-    let mut watcher = watcher_for(&stack, &ns);
-    watcher.wait_ready();
+    let s = Scenario::new("cond-kinds");
+    let ns = s.ns();
+    let objects: Vec<Obj> = ALL.iter().map(|k| Obj::create(&s, ns, k)).collect();
+    let mut watcher = s.watcher().ready();
     for obj in &objects {
-        obj.wait_exported(&stack, VISIBLE_WITHIN);
+        obj.wait_exported(&s, VISIBLE_WITHIN);
     }
 
     // Exactly these families, per kind, and nothing else from these objects: no outdated
     // series (every observedGeneration is current), no seed series (no sidecar TLS).
-    let all = stack.query(&format!(
+    let all = s.query(&format!(
         "{{namespace=\"{ns}\",__name__=~\"(seinode|seinetwork|seinodetask|seinodetaskworkflow)_.*\"}}"
     ));
     let names: BTreeSet<String> = all.iter().map(|(l, _)| l["__name__"].clone()).collect();
@@ -278,7 +273,7 @@ fn every_kind_exports_its_conditions_with_exact_names_and_labels() {
 
     // Spot checks with literal names, so a wrong family or label name cannot hide behind
     // the generic comparison above.
-    let one = |q: &str| stack.query_one(q);
+    let one = |q: &str| s.query_one(q);
     assert_eq!(
         one(&format!("seinode_status_condition{{namespace=\"{ns}\",name=\"validator-0\",type=\"SigningKeyReady\",status=\"True\",reason=\"SigningKeyValidated\"}}")),
         Some(1.0)
@@ -308,7 +303,7 @@ fn every_kind_exports_its_conditions_with_exact_names_and_labels() {
         Some(seconds(&json!("2026-08-04T10:01:00Z")))
     );
     // The SeiNode family holds both SeiNodes, and only them.
-    let seinodes: BTreeSet<String> = stack
+    let seinodes: BTreeSet<String> = s
         .query(&format!("seinode_status_condition{{namespace=\"{ns}\"}}"))
         .into_iter()
         .map(|(l, _)| l["name"].clone())
@@ -326,7 +321,7 @@ fn every_kind_exports_its_conditions_with_exact_names_and_labels() {
             VISIBLE_WITHIN,
             &format!("objects{{resource={resource}}}"),
             || {
-                (stack.query_one(&format!(
+                (s.query_one(&format!(
                     "sei_condition_watcher_objects{{instance=\"{}\",resource=\"{resource}\"}}",
                     watcher.instance
                 )) == Some(count))
@@ -340,23 +335,20 @@ fn every_kind_exports_its_conditions_with_exact_names_and_labels() {
 /// A #258-era SeiNode (spec.sidecar.tls, the project's CRD keeps the field) still gets the
 /// seed's metrics, and its SidecarTLSSecretReady is also an ordinary condition series.
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn seed_seinode_keeps_its_metrics_and_also_gets_the_generic_series() {
-    let stack = Stack::get();
-    let ns = stack.namespace("cond-seed");
-    stack.seinode(&ns, "tls-0", true);
-    stack.set_condition(&ns, "tls-0", "False", "TLSSecretNotFound");
-    let mut watcher = watcher_for(&stack, &ns);
-    watcher.wait_ready();
+    let s = Scenario::new("cond-seed");
+    let ns = s.ns();
+    s.seinode_with("tls-0", "False", "TLSSecretNotFound");
+    let mut watcher = s.watcher().ready();
     eventually(VISIBLE_WITHIN, "seed series and generic series", || {
-        (stack.ready(&ns, "tls-0") == Some(0.0)
-            && stack.query_one(&format!(
+        (s.ready("tls-0") == Some(0.0)
+            && s.query_one(&format!(
                 "seinode_status_condition{{namespace=\"{ns}\",name=\"tls-0\",type=\"SidecarTLSSecretReady\",status=\"False\",reason=\"TLSSecretNotFound\"}}"
             )) == Some(1.0))
         .then_some(())
     });
     assert_eq!(
-        stack.query_one(&format!(
+        s.query_one(&format!(
             "seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"tls-0\",status=\"False\",reason=\"TLSSecretNotFound\"}}"
         )),
         Some(1.0)
@@ -369,21 +361,19 @@ fn seed_seinode_keeps_its_metrics_and_also_gets_the_generic_series() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn a_flipped_condition_moves_within_two_seconds() {
-    let stack = Stack::get();
-    let ns = stack.namespace("cond-flip");
-    let mut validator = Obj::create(&stack, &ns, &VALIDATOR);
-    let mut watcher = watcher_for(&stack, &ns);
-    watcher.wait_ready();
-    validator.wait_exported(&stack, VISIBLE_WITHIN);
+    let s = Scenario::new("cond-flip");
+    let ns = s.ns();
+    let mut validator = Obj::create(&s, ns, &VALIDATOR);
+    let mut watcher = s.watcher().ready();
+    validator.wait_exported(&s, VISIBLE_WITHIN);
 
     let old =
         validator.condition_query("SigningKeyReady", Some("True"), Some("SigningKeyValidated"));
     let new =
         validator.condition_query("SigningKeyReady", Some("False"), Some("SigningKeyInvalid"));
     let any = validator.condition_query("SigningKeyReady", None, None);
-    assert_eq!(stack.query_one(&old), Some(1.0));
+    assert_eq!(s.query_one(&old), Some(1.0));
 
     let flipped_at = now_rfc3339();
     {
@@ -395,13 +385,13 @@ fn a_flipped_condition_moves_within_two_seconds() {
         );
         c["lastTransitionTime"] = json!(flipped_at);
     }
-    validator.write_status(&stack);
+    validator.write_status(&s);
     // Measured from the acknowledged write (kubectl returned).
     let written = Instant::now();
     let (mut new_after, mut old_after) = (None, None);
     let mut both_seen = false;
     while written.elapsed() < Duration::from_secs(30) {
-        let series = stack.query(&any);
+        let series = s.query(&any);
         let t = written.elapsed();
         let has = |status: &str, reason: &str| {
             series
@@ -426,8 +416,7 @@ fn a_flipped_condition_moves_within_two_seconds() {
     let new_after = new_after.expect("the new (False, SigningKeyInvalid) series never arrived");
     let old_after =
         old_after.expect("the old (True, SigningKeyValidated) series never stopped matching");
-    report_figure(
-        &stack,
+    s.figure(
         &format!(
             "conditions: SigningKeyReady True/SigningKeyValidated -> False/SigningKeyInvalid: new pair queryable after {:.3}s, old pair gone after {:.3}s (from the acknowledged status write, poll 50 ms)",
             new_after.as_secs_f64(),
@@ -437,7 +426,7 @@ fn a_flipped_condition_moves_within_two_seconds() {
     assert!(
         both_seen,
         "one series per condition after the flip: {:?}",
-        stack.query(&any)
+        s.query(&any)
     );
     assert!(
         new_after <= FLIP_BUDGET,
@@ -447,13 +436,13 @@ fn a_flipped_condition_moves_within_two_seconds() {
         old_after <= FLIP_BUDGET,
         "old pair gone after {old_after:?} > {FLIP_BUDGET:?}"
     );
-    assert_eq!(stack.query_one(&new), Some(1.0));
-    assert_eq!(stack.query_one(&old), None);
+    assert_eq!(s.query_one(&new), Some(1.0));
+    assert_eq!(s.query_one(&old), None);
     eventually(
         VISIBLE_WITHIN,
         "lastTransitionTime follows the flip",
         || {
-            (stack.query_one(&format!(
+            (s.query_one(&format!(
                 "{}{{{},type=\"SigningKeyReady\"}}",
                 validator.metric("_last_transition_timestamp_seconds"),
                 validator.selector()
@@ -462,7 +451,7 @@ fn a_flipped_condition_moves_within_two_seconds() {
         },
     );
     // The other conditions of the object are untouched.
-    validator.wait_exported(&stack, VISIBLE_WITHIN);
+    validator.wait_exported(&s, VISIBLE_WITHIN);
     assert!(watcher.terminate().success());
 }
 
@@ -471,27 +460,20 @@ fn a_flipped_condition_moves_within_two_seconds() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn unknown_stays_unknown() {
-    let stack = Stack::get();
-    let ns = stack.namespace("cond-unknown");
-    let mut node = Obj::create(&stack, &ns, &FULL_NODE);
-    let mut watcher = watcher_for(&stack, &ns);
-    watcher.wait_ready();
-    node.wait_exported(&stack, VISIBLE_WITHIN);
+    let s = Scenario::new("cond-unknown");
+    let ns = s.ns();
+    let mut node = Obj::create(&s, ns, &FULL_NODE);
+    let mut watcher = s.watcher().ready();
+    node.wait_exported(&s, VISIBLE_WITHIN);
 
     // The fixture's SidecarReady is Unknown/Unreachable (upstream's probe error).
     assert_eq!(
-        stack.query_one(&node.condition_query(
-            "SidecarReady",
-            Some("Unknown"),
-            Some("Unreachable")
-        )),
+        s.query_one(&node.condition_query("SidecarReady", Some("Unknown"), Some("Unreachable"))),
         Some(1.0)
     );
     assert!(
-        stack
-            .query(&node.condition_query("SidecarReady", Some("False"), None))
+        s.query(&node.condition_query("SidecarReady", Some("False"), None))
             .is_empty(),
         "Unknown exported as False"
     );
@@ -504,10 +486,10 @@ fn unknown_stays_unknown() {
         c["message"] = json!("listing state syncers: connection refused");
         c["lastTransitionTime"] = json!(now_rfc3339());
     }
-    node.write_status(&stack);
+    node.write_status(&s);
     let any = node.condition_query("StateSyncReady", None, None);
     eventually(VISIBLE_WITHIN, "StateSyncReady Unknown", || {
-        let series = stack.query(&any);
+        let series = s.query(&any);
         assert!(
             series.iter().all(|(l, _)| l["status"] != "False"),
             "StateSyncReady exported as False: {series:?}"
@@ -520,10 +502,10 @@ fn unknown_stays_unknown() {
     // Stays so over a few export intervals.
     let until = Instant::now() + EXPORT_INTERVAL * 3;
     while Instant::now() < until {
-        let series = stack.query(&any);
+        let series = s.query(&any);
         assert_eq!(series.len(), 1, "{series:?}");
         assert_eq!(series[0].0["status"], "Unknown", "{series:?}");
-        assert!(stack
+        assert!(s
             .query(&node.condition_query("SidecarReady", Some("False"), None))
             .is_empty());
         std::thread::sleep(Duration::from_millis(500));
@@ -537,9 +519,9 @@ fn unknown_stays_unknown() {
         c["message"] = json!("sidecar returned 503, re-issuing mark-ready");
         c["lastTransitionTime"] = json!(now_rfc3339());
     }
-    node.write_status(&stack);
+    node.write_status(&s);
     eventually(VISIBLE_WITHIN, "SidecarReady False/NotReady", || {
-        let series = stack.query(&node.condition_query("SidecarReady", None, None));
+        let series = s.query(&node.condition_query("SidecarReady", None, None));
         (series.len() == 1
             && series[0].0["status"] == "False"
             && series[0].0["reason"] == "NotReady")
@@ -553,21 +535,19 @@ fn unknown_stays_unknown() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn outdated_while_observed_generation_lags_and_gone_when_current() {
-    let stack = Stack::get();
-    let ns = stack.namespace("cond-outdated");
-    let mut validator = Obj::create(&stack, &ns, &VALIDATOR);
+    let s = Scenario::new("cond-outdated");
+    let ns = s.ns();
+    let mut validator = Obj::create(&s, ns, &VALIDATOR);
     // One condition without observedGeneration: never outdated.
     validator
         .condition_mut("Paused")
         .as_object_mut()
         .unwrap()
         .remove("observedGeneration");
-    validator.write_status(&stack);
-    let mut watcher = watcher_for(&stack, &ns);
-    watcher.wait_ready();
-    validator.wait_exported(&stack, VISIBLE_WITHIN);
+    validator.write_status(&s);
+    let mut watcher = s.watcher().ready();
+    validator.wait_exported(&s, VISIBLE_WITHIN);
 
     let outdated_all = format!(
         "{}{{{}}}",
@@ -580,39 +560,39 @@ fn outdated_while_observed_generation_lags_and_gone_when_current() {
         validator.name.clone(),
     );
     let outdated =
-        |type_: &str| stack.query_one(&format!("{outdated_metric}{{{selector},type=\"{type_}\"}}"));
-    let generation = |stack: &Stack| {
-        stack.get_object(Some(&ns), VALIDATOR.resource, &name)["metadata"]["generation"]
+        |type_: &str| s.query_one(&format!("{outdated_metric}{{{selector},type=\"{type_}\"}}"));
+    let generation = |s: &Scenario| {
+        s.stack().get_object(Some(ns), VALIDATOR.resource, &name)["metadata"]["generation"]
             .as_i64()
             .unwrap()
     };
-    assert_eq!(generation(&stack), 1);
+    assert_eq!(generation(&s), 1);
     assert!(
-        stack.query(&outdated_all).is_empty(),
+        s.query(&outdated_all).is_empty(),
         "no outdated series while every observedGeneration is current"
     );
 
     // A spec change (the image) without the controller catching up: generation 2.
-    stack.patch_merge(
-        Some(&ns),
+    s.stack().patch_merge(
+        Some(ns),
         VALIDATOR.resource,
         &validator.name,
         &json!({"spec": {"image": "ghcr.io/sei-protocol/sei:v6.4.0"}}),
     );
     let bumped = Instant::now();
-    assert_eq!(generation(&stack), 2);
+    assert_eq!(generation(&s), 2);
     let lagging: Vec<String> = validator
         .conditions()
         .iter()
         .filter(|c| c.get("observedGeneration").is_some())
-        .map(|c| s(&c["type"]))
+        .map(|c| text(&c["type"]))
         .collect();
     assert_eq!(lagging.len(), validator.conditions().len() - 1);
     eventually(
         VISIBLE_WITHIN,
         "outdated = 1 for every condition with observedGeneration",
         || {
-            let series = stack.query(&outdated_all);
+            let series = s.query(&outdated_all);
             let got: BTreeMap<String, f64> = series
                 .iter()
                 .map(|(l, v)| (l["type"].clone(), *v))
@@ -621,15 +601,12 @@ fn outdated_while_observed_generation_lags_and_gone_when_current() {
             (series.len() == lagging.len() && got == want).then_some(())
         },
     );
-    report_figure(
-        &stack,
-        &format!(
-            "conditions: spec change -> {}_status_condition_outdated queryable after {:.3}s",
-            VALIDATOR.family,
-            bumped.elapsed().as_secs_f64()
-        ),
-    );
-    let series = stack.query(&outdated_all);
+    s.figure(&format!(
+        "conditions: spec change -> {}_status_condition_outdated queryable after {:.3}s",
+        VALIDATOR.family,
+        bumped.elapsed().as_secs_f64()
+    ));
+    let series = s.query(&outdated_all);
     assert_eq!(
         labels_of(&series),
         keys(&["__name__", "instance", "job", "name", "namespace", "type"])
@@ -641,13 +618,13 @@ fn outdated_while_observed_generation_lags_and_gone_when_current() {
     );
 
     // A second spec change: the difference is 2.
-    stack.patch_merge(
-        Some(&ns),
+    s.stack().patch_merge(
+        Some(ns),
         VALIDATOR.resource,
         &validator.name,
         &json!({"spec": {"overrides": {"config.p2p.max_num_inbound_peers": "60"}}}),
     );
-    assert_eq!(generation(&stack), 3);
+    assert_eq!(generation(&s), 3);
     eventually(VISIBLE_WITHIN, "outdated = 2", || {
         (outdated("SigningKeyReady") == Some(2.0) && outdated("NodeKeyReady") == Some(2.0))
             .then_some(())
@@ -655,7 +632,7 @@ fn outdated_while_observed_generation_lags_and_gone_when_current() {
 
     // The controller catches up on one condition: only its series stops matching.
     validator.condition_mut("SigningKeyReady")["observedGeneration"] = json!(3);
-    validator.write_status(&stack);
+    validator.write_status(&s);
     eventually(VISIBLE_WITHIN, "SigningKeyReady current again", || {
         (outdated("SigningKeyReady").is_none()).then_some(())
     });
@@ -665,19 +642,16 @@ fn outdated_while_observed_generation_lags_and_gone_when_current() {
     for t in &lagging {
         validator.condition_mut(t)["observedGeneration"] = json!(3);
     }
-    validator.write_status(&stack);
+    validator.write_status(&s);
     let caught_up = Instant::now();
     eventually(VISIBLE_WITHIN, "no outdated series once current", || {
-        stack.query(&outdated_all).is_empty().then_some(())
+        s.query(&outdated_all).is_empty().then_some(())
     });
-    report_figure(
-        &stack,
-        &format!(
-            "conditions: observedGeneration current -> outdated series gone after {:.3}s",
-            caught_up.elapsed().as_secs_f64()
-        ),
-    );
-    validator.wait_exported(&stack, VISIBLE_WITHIN);
+    s.figure(&format!(
+        "conditions: observedGeneration current -> outdated series gone after {:.3}s",
+        caught_up.elapsed().as_secs_f64()
+    ));
+    validator.wait_exported(&s, VISIBLE_WITHIN);
     assert!(watcher.terminate().success());
 }
 
@@ -686,35 +660,32 @@ fn outdated_while_observed_generation_lags_and_gone_when_current() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn deleted_objects_leave_no_series() {
-    let stack = Stack::get();
-    let ns = stack.namespace("cond-delete");
-    let objects: Vec<Obj> = ALL.iter().map(|k| Obj::create(&stack, &ns, k)).collect();
-    let mut watcher = watcher_for(&stack, &ns);
-    watcher.wait_ready();
+    let s = Scenario::new("cond-delete");
+    let ns = s.ns();
+    let objects: Vec<Obj> = ALL.iter().map(|k| Obj::create(&s, ns, k)).collect();
+    let mut watcher = s.watcher().ready();
     for obj in &objects {
-        obj.wait_exported(&stack, VISIBLE_WITHIN);
+        obj.wait_exported(&s, VISIBLE_WITHIN);
     }
     // Give the validator all three families: an outdated series too.
     let validator = &objects[0];
-    stack.patch_merge(
-        Some(&ns),
+    s.stack().patch_merge(
+        Some(ns),
         VALIDATOR.resource,
         &validator.name,
         &json!({"spec": {"image": "ghcr.io/sei-protocol/sei:v6.4.0"}}),
     );
     eventually(VISIBLE_WITHIN, "outdated series of the validator", || {
-        (!stack
-            .query(&format!(
-                "{}{{{}}}",
-                validator.metric("_outdated"),
-                validator.selector()
-            ))
-            .is_empty())
+        (!s.query(&format!(
+            "{}{{{}}}",
+            validator.metric("_outdated"),
+            validator.selector()
+        ))
+        .is_empty())
         .then_some(())
     });
-    let families = stack.query(&validator.all_series_query());
+    let families = s.query(&validator.all_series_query());
     let names: BTreeSet<String> = families
         .iter()
         .map(|(l, _)| l["__name__"].clone())
@@ -729,16 +700,16 @@ fn deleted_objects_leave_no_series() {
     let (gone, kept): (Vec<&Obj>, Vec<&Obj>) =
         objects.iter().partition(|o| o.name != "full-node-0");
     for obj in &gone {
-        stack.delete_object(Some(&ns), obj.kind.resource, &obj.name);
+        s.stack()
+            .delete_object(Some(ns), obj.kind.resource, &obj.name);
     }
     let vanished = measure(Duration::from_secs(60), POLL, || {
         gone.iter()
-            .all(|o| stack.query(&o.all_series_query()).is_empty())
+            .all(|o| s.query(&o.all_series_query()).is_empty())
             .then_some(())
     });
     let after = vanished.map(|(_, t)| t);
-    report_figure(
-        &stack,
+    s.figure(
         &format!(
             "conditions: 4 objects (one kind each) deleted -> every series of theirs gone after {} (from the last delete acknowledged, poll 50 ms)",
             after.map_or("never (60 s)".to_owned(), |t| format!("{:.3}s", t.as_secs_f64()))
@@ -751,19 +722,19 @@ fn deleted_objects_leave_no_series() {
     );
     // The object left alone keeps its series.
     for obj in kept {
-        obj.wait_exported(&stack, VISIBLE_WITHIN);
+        obj.wait_exported(&s, VISIBLE_WITHIN);
     }
     // Deleted objects stay gone (no re-export of a cached copy).
     std::thread::sleep(EXPORT_INTERVAL * 2);
     for obj in &gone {
         assert!(
-            stack.query(&obj.all_series_query()).is_empty(),
+            s.query(&obj.all_series_query()).is_empty(),
             "{} came back",
             obj.name
         );
     }
     assert_eq!(
-        stack.query_one(&format!(
+        s.query_one(&format!(
             "sei_condition_watcher_objects{{instance=\"{}\",resource=\"seinetworks.sei.io\"}}",
             watcher.instance
         )),
@@ -812,22 +783,18 @@ fn missing_crd_lines(log: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
-    let stack = Stack::get();
-    let _cleanup = RemoveGadgetCrd(&stack);
-    stack.kubectl_ok(
-        &[
-            "delete",
-            "crd",
-            "gadgets.example.test",
-            "--ignore-not-found",
-            "--wait=true",
-        ],
-        None,
-    );
-    stack.install_crd_file(WIDGET_CRD);
-    let ns = stack.namespace("cond-resource");
+    let s = Scenario::new("cond-resource");
+    let _cleanup = RemoveGadgetCrd(s.stack());
+    s.kubectl_ok(&[
+        "delete",
+        "crd",
+        "gadgets.example.test",
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
+    s.stack().install_crd_file(WIDGET_CRD);
+    let ns = s.ns();
     let widget = json!({
         "apiVersion": "example.test/v1beta1", "kind": "Widget",
         "metadata": {"name": "widget-a"},
@@ -839,22 +806,23 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
              "lastTransitionTime": "2026-08-04T13:05:00Z", "observedGeneration": 1},
         ]},
     });
-    stack.create_with_status(Some(&ns), "widgets.example.test", &widget);
+    s.create("widgets.example.test", &widget);
     // Also an object of a default kind: it must NOT be watched (--resource replaces the list).
-    Obj::create(&stack, &ns, &VALIDATOR);
+    Obj::create(&s, ns, &VALIDATOR);
 
     // No --namespace: gadgets are cluster-scoped. Only this test creates widgets and gadgets.
     let instance = format!("{ns}-watcher");
-    let mut watcher = Watcher::start(
-        &stack,
-        &instance,
-        &[
+    let mut watcher = s
+        .watcher()
+        .instance(&instance)
+        .cluster_wide()
+        .args([
             "--resource",
             "widgets.example.test",
             "--resource",
             "gadgets.example.test",
-        ],
-    );
+        ])
+        .start();
     let started = Instant::now();
     let widget_ready = format!(
         "widget_status_condition{{namespace=\"{ns}\",name=\"widget-a\",type=\"Ready\",status=\"True\",reason=\"Assembled\"}}"
@@ -862,28 +830,27 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
     eventually(
         VISIBLE_WITHIN,
         "widget series while the gadget CRD is missing",
-        || (stack.query_one(&widget_ready) == Some(1.0)).then_some(()),
+        || (s.query_one(&widget_ready) == Some(1.0)).then_some(()),
     );
-    report_figure(
-        &stack,
+    s.figure(
         &format!(
             "conditions: --resource widgets.example.test with gadgets.example.test missing: widget series after {:.1?} from start",
             started.elapsed()
         ),
     );
     assert_eq!(
-        stack.query_one(&format!(
+        s.query_one(&format!(
             "widget_status_condition{{namespace=\"{ns}\",name=\"widget-a\",type=\"Painted\",status=\"False\",reason=\"PaintMissing\"}}"
         )),
         Some(1.0)
     );
     assert_eq!(
-        stack.query_one(&format!(
+        s.query_one(&format!(
             "widget_status_condition_last_transition_timestamp_seconds{{namespace=\"{ns}\",name=\"widget-a\",type=\"Painted\"}}"
         )),
         Some(seconds(&json!("2026-08-04T13:05:00Z")))
     );
-    let labels = stack.query(&format!("widget_status_condition{{namespace=\"{ns}\"}}"));
+    let labels = s.query(&format!("widget_status_condition{{namespace=\"{ns}\"}}"));
     assert_eq!(
         labels_of(&labels),
         keys(&[
@@ -917,7 +884,7 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
         VISIBLE_WITHIN,
         "watch_errors_total{kind=crd_missing}",
         || {
-            let errors = stack.query(&format!(
+            let errors = s.query(&format!(
             "sei_condition_watcher_watch_errors_total{{instance=\"{instance}\",resource=\"gadgets.example.test\",kind=\"crd_missing\"}} > 0"
         ));
             (errors.len() == 1).then_some(())
@@ -925,7 +892,7 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
     );
     // The default kinds are not watched.
     assert!(
-        stack
+        s
             .query(&format!(
                 "{{instance=\"{instance}\",__name__=~\"(seinode|seinetwork|seinodetask|seinodetaskworkflow)_.*\"}}"
             ))
@@ -934,7 +901,7 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
     );
 
     // Install the CRD and an object: picked up without a restart.
-    stack.install_crd_file(GADGET_CRD);
+    s.stack().install_crd_file(GADGET_CRD);
     let gadget_name = format!("gadget-{ns}");
     let gadget = json!({
         "apiVersion": "example.test/v1", "kind": "Gadget",
@@ -945,24 +912,22 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
              "lastTransitionTime": "2026-08-04T14:00:00Z", "observedGeneration": 1},
         ]},
     });
-    stack.create_with_status(None, "gadgets.example.test", &gadget);
+    s.stack()
+        .create_with_status(None, "gadgets.example.test", &gadget);
     let installed = Instant::now();
     let gadget_query = format!("gadget_status_condition{{name=\"{gadget_name}\"}}");
     let series = eventually(
         Duration::from_secs(90),
         "gadget series once its CRD exists",
         || {
-            let s = stack.query(&gadget_query);
-            (!s.is_empty()).then_some(s)
+            let series = s.query(&gadget_query);
+            (!series.is_empty()).then_some(series)
         },
     );
-    report_figure(
-        &stack,
-        &format!(
-            "conditions: gadget CRD installed later -> its object's series after {:.1?}",
-            installed.elapsed()
-        ),
-    );
+    s.figure(&format!(
+        "conditions: gadget CRD installed later -> its object's series after {:.1?}",
+        installed.elapsed()
+    ));
     assert_eq!(series.len(), 1, "{series:?}");
     let (labels, value) = &series[0];
     assert_eq!(*value, 1.0);
@@ -975,7 +940,7 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
         "a cluster-scoped object has no namespace label: {labels:?}"
     );
     // And the widget was not held back meanwhile.
-    assert_eq!(stack.query_one(&widget_ready), Some(1.0));
+    assert_eq!(s.query_one(&widget_ready), Some(1.0));
     assert!(watcher.is_running());
     assert!(watcher.terminate().success());
 }
@@ -986,13 +951,8 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
 
 /// Runs `sei-condition-watcher check -n NS`; returns the exit code, the rows
 /// (KIND, NAMESPACE, NAME, TYPE, STATUS, REASON) and the whole stdout.
-fn check(stack: &Stack, ns: &str) -> (Option<i32>, BTreeSet<[String; 6]>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"))
-        .args(["check", "--kubeconfig"])
-        .arg(stack.kubeconfig())
-        .args(["-n", ns])
-        .output()
-        .expect("check runs");
+fn check(s: &Scenario, ns: &str) -> (Option<i32>, BTreeSet<[String; 6]>, String) {
+    let out = s.check(ns);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut rows = BTreeSet::new();
     for line in stdout.lines() {
@@ -1015,25 +975,14 @@ fn row(kind: &str, ns: &str, name: &str, type_: &str, status: &str, reason: &str
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn check_lists_every_condition_needing_attention_across_kinds() {
-    let stack = Stack::get();
-    let ns = stack.namespace("cond-check");
+    let s = Scenario::new("cond-check");
+    let ns = s.ns();
     for k in ALL {
-        Obj::create(&stack, &ns, k);
+        Obj::create(&s, ns, k);
     }
     // A failed task (Failed latched True, Ready not seeded upstream) ...
-    let mut failed = fixture(TASK.file);
-    failed["metadata"]["name"] = json!("full-node-0-restart");
-    failed["spec"] = json!({"kind": "RestartSeid", "restartSeid": {},
-        "target": {"nodeRef": {"name": "full-node-0"}}});
-    failed["status"] = json!({"phase": "Failed", "observedGeneration": 1, "conditions": [
-        {"type": "TargetReady", "status": "True", "reason": "PhaseMet", "message": "target full-node-0 is Running",
-         "lastTransitionTime": "2026-08-04T12:00:00Z", "observedGeneration": 1},
-        {"type": "Failed", "status": "True", "reason": "Timeout", "message": "task exceeded timeoutSeconds",
-         "lastTransitionTime": "2026-08-04T12:30:00Z", "observedGeneration": 1},
-    ]});
-    stack.create_with_status(Some(&ns), TASK.resource, &failed);
+    s.create(TASK.resource, &failed_task());
     // ... a validator whose signing key is invalid (a *Ready False) ...
     let mut broken = fixture(VALIDATOR.file);
     broken["metadata"]["name"] = json!("validator-1");
@@ -1057,17 +1006,16 @@ fn check_lists_every_condition_needing_attention_across_kinds() {
             c["reason"] = json!("UpdateStarted");
         }
     }
-    stack.create_with_status(Some(&ns), VALIDATOR.resource, &broken);
+    s.create(VALIDATOR.resource, &broken);
     // ... and a #258-era SeiNode with its TLS Secret missing (the seed's condition).
-    stack.seinode(&ns, "tls-0", true);
-    stack.set_condition(&ns, "tls-0", "False", "TLSSecretNotFound");
+    s.seinode_with("tls-0", "False", "TLSSecretNotFound");
 
-    let (code, rows, stdout) = check(&stack, &ns);
+    let (code, rows, stdout) = check(&s, ns);
     let want: BTreeSet<[String; 6]> = [
         // full-node-0: the sidecar is unreachable (Unknown is not True) and a workflow runs.
         row(
             "SeiNode",
-            &ns,
+            ns,
             "full-node-0",
             "SidecarReady",
             "Unknown",
@@ -1075,7 +1023,7 @@ fn check_lists_every_condition_needing_attention_across_kinds() {
         ),
         row(
             "SeiNode",
-            &ns,
+            ns,
             "full-node-0",
             "WorkflowInProgress",
             "True",
@@ -1084,7 +1032,7 @@ fn check_lists_every_condition_needing_attention_across_kinds() {
         // validator-1: signing key invalid, an image update rolling out.
         row(
             "SeiNode",
-            &ns,
+            ns,
             "validator-1",
             "SigningKeyReady",
             "False",
@@ -1092,7 +1040,7 @@ fn check_lists_every_condition_needing_attention_across_kinds() {
         ),
         row(
             "SeiNode",
-            &ns,
+            ns,
             "validator-1",
             "NodeUpdateInProgress",
             "True",
@@ -1101,7 +1049,7 @@ fn check_lists_every_condition_needing_attention_across_kinds() {
         // tls-0: the seed's condition.
         row(
             "SeiNode",
-            &ns,
+            ns,
             "tls-0",
             "SidecarTLSSecretReady",
             "False",
@@ -1110,7 +1058,7 @@ fn check_lists_every_condition_needing_attention_across_kinds() {
         // arctic-1: one node initializing.
         row(
             "SeiNetwork",
-            &ns,
+            ns,
             "arctic-1",
             "NodesReady",
             "False",
@@ -1119,7 +1067,7 @@ fn check_lists_every_condition_needing_attention_across_kinds() {
         // the failed task.
         row(
             "SeiNodeTask",
-            &ns,
+            ns,
             "full-node-0-restart",
             "Failed",
             "True",
@@ -1128,7 +1076,7 @@ fn check_lists_every_condition_needing_attention_across_kinds() {
         // the running workflow: Ready is seeded False until it completes.
         row(
             "SeiNodeTaskWorkflow",
-            &ns,
+            ns,
             "full-node-0-state-sync",
             "Ready",
             "False",
@@ -1155,10 +1103,10 @@ fn check_lists_every_condition_needing_attention_across_kinds() {
     assert_eq!(code, Some(1), "rows that need attention: exit 1\n{stdout}");
 
     // Nothing that needs attention: exit 0, no rows.
-    let healthy = stack.namespace("cond-check-ok");
-    Obj::create(&stack, &healthy, &VALIDATOR);
-    Obj::create(&stack, &healthy, &TASK);
-    let (code, rows, stdout) = check(&stack, &healthy);
+    let healthy = s.namespace("cond-check-ok");
+    Obj::create(&s, &healthy, &VALIDATOR);
+    Obj::create(&s, &healthy, &TASK);
+    let (code, rows, stdout) = check(&s, &healthy);
     assert!(rows.is_empty(), "no rows expected:\n{stdout}");
     assert_eq!(code, Some(0), "nothing needs attention: exit 0\n{stdout}");
 }

@@ -8,22 +8,22 @@
 //! The stack's own Alertmanager runs a test configuration (everything to the webhook
 //! receiver, no inhibit_rules: tests/stack/run.sh), not the shipped file. So each test
 //! starts the stack's alertmanager binary itself with the shipped file, on a free loopback
-//! port with its storage in a temporary directory, and posts alerts through the v2 API as
+//! port with its storage in the stack's directory, and posts alerts through the v2 API as
 //! Prometheus does; `status.inhibitedBy` of an alert says whether (and by what) it is muted.
-//! Needs the built stack binaries (`tests/stack/stack build`), not a running stack.
+//!
+//! That Alertmanager is not the stack's, which is all `seistack.py api alertmanager` asks,
+//! and posting alerts is a POST, which it does not do: so this module talks to its own
+//! Alertmanager with ureq (a Rust fallback, until seistack.py takes a URL and a body).
 //!
 //! No test waits for a notification: every test ends well within the routes' 30 s
 //! group_wait, so nothing is sent to the example receivers.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 const CONFIG: &str = "deploy/alertmanager/alertmanager-route.yaml";
@@ -36,25 +36,12 @@ struct Alertmanager {
 }
 
 impl Alertmanager {
-    fn start() -> Alertmanager {
-        let out = Command::new(repo_path("tests/stack/stack"))
-            .args(["bin", "alertmanager"])
-            .output()
-            .expect("tests/stack/stack runs");
-        let bin = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(
-            bin.is_file(),
-            "{} is not built: run `tests/stack/stack build alertmanager`",
-            bin.display()
-        );
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sei-alertmanager-inhibit-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(dir.join("data")).unwrap();
+    /// Started for the scenario `s`, its storage in the stack's directory.
+    fn start(s: &Scenario) -> Alertmanager {
+        let bin = Stack::bin("alertmanager");
         let port = free_port();
+        let dir = s.stack().dir().join(format!("alertmanager-inhibit-{port}"));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
         let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
         let child = Command::new(&bin)
             .arg("--config.file")
@@ -106,7 +93,7 @@ impl Alertmanager {
             .map(|labels| {
                 json!({
                     "labels": labels,
-                    "annotations": {"summary": "posted by tests/alertmanager_inhibit.rs"},
+                    "annotations": {"summary": "posted by tests/it/alertmanager_inhibit.rs"},
                     "startsAt": (now - jiff::SignedDuration::from_mins(1)).to_string(),
                     "endsAt": (now + ends).to_string(),
                     "generatorURL": "http://prometheus.invalid/graph",
@@ -164,6 +151,28 @@ impl Alertmanager {
                 alert["status"]
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Fires `muted` and `kept` (nothing mutes them yet), then `source`: exactly `muted`
+    /// are inhibited, by `source`, and `kept` stay active.
+    fn assert_mutes(&self, source: &Labels, muted: &[&Labels], kept: &[&Labels]) {
+        let targets: Vec<&Labels> = muted.iter().chain(kept).copied().collect();
+        self.fire(&targets);
+        for t in &targets {
+            self.wait_inhibited(t, false);
+        }
+        self.fire(&[source]);
+        let fingerprint = self.fingerprint(source);
+        for t in muted {
+            assert_eq!(self.wait_inhibited(t, true), vec![fingerprint.clone()]);
+        }
+        for t in kept {
+            assert!(
+                inhibited_by(&self.get(t)).is_empty(),
+                "{t:?} must not be inhibited by {}",
+                source["alertname"]
+            );
         }
     }
 
@@ -225,9 +234,9 @@ fn receivers(alert: &Value) -> Vec<String> {
 /// StateSync Unknown, not its workflow ticket, not another node's alerts. Before the
 /// source fires nothing is muted; once it resolves, the targets are active again.
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn paused_seinode_inhibits_only_what_the_freeze_explains() {
-    let am = Alertmanager::start();
+    let s = Scenario::new("am-inhibit");
+    let am = Alertmanager::start(&s);
     let source = alert("SeiNodePaused", "rpc-0", None, "info");
     let muted = [
         alert(
@@ -276,26 +285,9 @@ fn paused_seinode_inhibits_only_what_the_freeze_explains() {
             "ticket",
         ),
     ];
-    let targets: Vec<&Labels> = muted.iter().chain(kept.iter()).collect();
-
-    // No source: every target is active.
-    am.fire(&targets);
-    for t in &targets {
-        am.wait_inhibited(t, false);
-    }
-
-    // The source fires: exactly the muted ones are inhibited, by it.
-    am.fire(&[&source]);
-    let fingerprint = am.fingerprint(&source);
-    for t in &muted {
-        assert_eq!(am.wait_inhibited(t, true), vec![fingerprint.clone()]);
-    }
-    for t in &kept {
-        assert!(
-            inhibited_by(&am.get(t)).is_empty(),
-            "{t:?} must not be inhibited by SeiNodePaused"
-        );
-    }
+    // No source: every target is active; the source fires: exactly the muted ones are
+    // inhibited, by it.
+    am.assert_mutes(&source, &muted.each_ref(), &kept.each_ref());
     // The source itself goes nowhere; pages and tickets to their receivers.
     assert_eq!(receivers(&am.get(&source)), ["null"]);
     assert_eq!(receivers(&am.get(&kept[0])), ["sei-page"]);
@@ -312,9 +304,9 @@ fn paused_seinode_inhibits_only_what_the_freeze_explains() {
 /// SidecarReady verdicts, but never the held node's own ticket, SeiNodeWorkflowStuck
 /// (WorkflowFailedHeld must still reach someone).
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn workflow_held_seinode_keeps_its_own_workflow_ticket() {
-    let am = Alertmanager::start();
+    let s = Scenario::new("am-inhibit");
+    let am = Alertmanager::start(&s);
     let source = alert("SeiNodeWorkflowHeld", "rpc-0", None, "info");
     let sidecar = alert(
         "SeiNodeSidecarNotReady",
@@ -341,29 +333,17 @@ fn workflow_held_seinode_keeps_its_own_workflow_ticket() {
         "ticket",
     );
 
-    am.fire(&[&sidecar, &unknown, &stuck, &state_sync]);
-    for t in [&sidecar, &unknown, &stuck, &state_sync] {
-        am.wait_inhibited(t, false);
-    }
-
-    am.fire(&[&source]);
-    let fingerprint = am.fingerprint(&source);
-    assert_eq!(am.wait_inhibited(&sidecar, true), vec![fingerprint.clone()]);
-    assert_eq!(am.wait_inhibited(&unknown, true), vec![fingerprint]);
-    assert!(
-        inhibited_by(&am.get(&stuck)).is_empty(),
-        "the held node's SeiNodeWorkflowStuck must not be inhibited"
-    );
-    assert!(inhibited_by(&am.get(&state_sync)).is_empty());
+    // The held node's SeiNodeWorkflowStuck is not inhibited.
+    am.assert_mutes(&source, &[&sidecar, &unknown], &[&stuck, &state_sync]);
     assert_eq!(receivers(&am.get(&stuck)), ["sei-ticket"]);
 }
 
 /// A paused SeiNetwork mutes its stuck/not-ready tickets, not a failed genesis ceremony,
 /// not another network's tickets.
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn paused_seinetwork_inhibits_its_stuck_alerts_not_a_failed_ceremony() {
-    let am = Alertmanager::start();
+    let s = Scenario::new("am-inhibit");
+    let am = Alertmanager::start(&s);
     let source = alert("SeiNetworkPaused", "net", None, "info");
     let muted = [
         alert(
@@ -399,23 +379,7 @@ fn paused_seinetwork_inhibits_its_stuck_alerts_not_a_failed_ceremony() {
             "ticket",
         ),
     ];
-    let targets: Vec<&Labels> = muted.iter().chain(kept.iter()).collect();
-    am.fire(&targets);
-    for t in &targets {
-        am.wait_inhibited(t, false);
-    }
-
-    am.fire(&[&source]);
-    let fingerprint = am.fingerprint(&source);
-    for t in &muted {
-        assert_eq!(am.wait_inhibited(t, true), vec![fingerprint.clone()]);
-    }
-    for t in &kept {
-        assert!(
-            inhibited_by(&am.get(t)).is_empty(),
-            "{t:?} must not be inhibited by SeiNetworkPaused"
-        );
-    }
+    am.assert_mutes(&source, &muted.each_ref(), &kept.each_ref());
 }
 
 /// A meta-alert's labels as deploy/prometheus/seinode-tls.rules.yaml produces them:
@@ -436,9 +400,9 @@ fn meta(alertname: &'static str, own: &[(&'static str, &str)], severity: &str) -
 /// nothing: not NoLeader (its expression already excludes the blind case), not a condition
 /// page of the same cluster.
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn meta_alerts_route_by_severity_and_blind_mutes_nothing() {
-    let am = Alertmanager::start();
+    let s = Scenario::new("am-inhibit");
+    let am = Alertmanager::start(&s);
     let blind_page = meta(
         "SeiConditionWatcherBlind",
         &[("resource", "seinodes.sei.io")],

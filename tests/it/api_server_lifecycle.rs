@@ -1,64 +1,32 @@
-//! Integration tests that disturb the whole API server (the CRD, a restart), so the tests
-//! of this binary run one at a time (a lock) and restore what they changed. Cargo runs test
-//! binaries one after another, so no other binary's tests run meanwhile.
+//! Integration tests that disturb the whole API server (the CRD, a restart), so each has
+//! the stack to itself (`Scenario::alone`: no other stack test runs meanwhile) and restores
+//! what it changed.
 
-mod common;
-
-use std::sync::Mutex;
 use std::time::Duration;
 
-use common::*;
-
-static SERIAL: Mutex<()> = Mutex::new(());
+use crate::harness::*;
 
 const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 const OWN_CRD: &str = "tests/fixtures/seinode-crd.yaml";
 const UPSTREAM_CRD: &str = "../shared/fixtures/upstream/sei.io_seinodes.yaml";
-
-fn install_crd(stack: &Stack, path: &str) {
-    let path = repo_path(path);
-    stack.kubectl_ok(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
-    stack.kubectl_ok(
-        &[
-            "wait",
-            "--for",
-            "condition=Established",
-            "--timeout",
-            "30s",
-            "crd/seinodes.sei.io",
-        ],
-        None,
-    );
-}
 
 /// Puts the project's CRD back however the test ends.
 struct RestoreCrd<'a>(&'a Stack);
 
 impl Drop for RestoreCrd<'_> {
     fn drop(&mut self) {
-        install_crd(self.0, OWN_CRD);
+        self.0.install_crd_file(OWN_CRD);
     }
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn crd_installed_after_the_watcher_starts() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stack = Stack::get();
-    let _restore = RestoreCrd(&stack);
-    let ns = stack.namespace("late-crd");
-    stack.kubectl_ok(&["delete", "crd", "seinodes.sei.io", "--wait=true"], None);
+    let s = Scenario::alone("late-crd");
+    let _restore = RestoreCrd(s.stack());
+    s.ns(); // created before the CRD goes
+    s.kubectl_ok(&["delete", "crd", "seinodes.sei.io", "--wait=true"]);
 
-    let mut watcher = Watcher::start(&stack, &format!("{ns}-watcher"), &[]);
+    let mut watcher = s.watcher().cluster_wide().start();
     eventually(
         VISIBLE_WITHIN,
         "a log line saying the CRD is missing",
@@ -95,14 +63,13 @@ fn crd_installed_after_the_watcher_starts() {
         watcher.log_text()
     );
 
-    install_crd(&stack, OWN_CRD);
-    stack.seinode(&ns, "a", true);
-    stack.set_condition(&ns, "a", "False", "TLSSecretMalformed");
+    s.stack().install_crd_file(OWN_CRD);
+    s.seinode_with("a", "False", "TLSSecretMalformed");
     // The watcher's backoff grows while the CRD is missing; it must pick the CRD up by itself.
     eventually(
         Duration::from_secs(90),
         "exported once the CRD exists",
-        || (stack.ready(&ns, "a") == Some(0.0)).then_some(()),
+        || (s.ready("a") == Some(0.0)).then_some(()),
     );
     watcher.wait_ready();
     assert!(
@@ -118,39 +85,34 @@ struct DefaultFeatures<'a>(&'a Stack);
 
 impl Drop for DefaultFeatures<'_> {
     fn drop(&mut self) {
-        self.0.stack(&["restart", "kube-apiserver"]);
+        self.0.stack(&["restart", "kube-apiserver"], &[]);
     }
 }
 
 /// Kubernetes 1.33 (and releases before 1.32) have WatchList off: the streaming list the
 /// watcher starts with is refused, and it must fall back to paged lists by itself.
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn falls_back_to_paged_lists_where_watch_list_is_off() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stack = Stack::get();
-    let ns = stack.namespace("nowatchlist");
-    stack.seinode(&ns, "a", true);
-    stack.set_condition(&ns, "a", "False", "TLSSecretMalformed");
-    stack.stack_with_env(
+    let s = Scenario::alone("nowatchlist");
+    s.seinode_with("a", "False", "TLSSecretMalformed");
+    s.stack().stack(
         &["restart", "kube-apiserver"],
         &[("SEINODE_APISERVER_FEATURE_GATES", "WatchList=false")],
     );
-    let _restore = DefaultFeatures(&stack);
+    let _restore = DefaultFeatures(s.stack());
 
-    let mut watcher = Watcher::start(&stack, &format!("{ns}-watcher"), &["--namespace", &ns]);
-    watcher.wait_ready();
+    let mut watcher = s.watcher().ready();
     eventually(
         VISIBLE_WITHIN,
         "the node exported after the fallback",
-        || (stack.ready(&ns, "a") == Some(0.0)).then_some(()),
+        || (s.ready("a") == Some(0.0)).then_some(()),
     );
     // And it keeps watching (not only listing): a change after the sync arrives.
-    stack.set_condition(&ns, "a", "True", "TLSSecretReady");
+    s.set_condition("a", "True", "TLSSecretReady");
     eventually(
         VISIBLE_WITHIN,
         "a later change arrives through the watch",
-        || (stack.ready(&ns, "a") == Some(1.0)).then_some(()),
+        || (s.ready("a") == Some(1.0)).then_some(()),
     );
     let log = watcher.log_text();
     assert_eq!(
@@ -166,43 +128,38 @@ fn falls_back_to_paged_lists_where_watch_list_is_off() {
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn resync_after_an_api_server_restart() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stack = Stack::get();
-    let ns = stack.namespace("restart");
+    let s = Scenario::alone("restart");
+    let ns = s.ns();
     for name in ["keep", "flip", "gone"] {
-        stack.seinode(&ns, name, true);
-        stack.set_condition(&ns, name, "True", "TLSSecretReady");
+        s.seinode_with(name, "True", "TLSSecretReady");
     }
-    let mut watcher = Watcher::start(&stack, &format!("{ns}-watcher"), &["--namespace", &ns]);
-    watcher.wait_ready();
+    let mut watcher = s.watcher().ready();
     eventually(VISIBLE_WITHIN, "three nodes exported", || {
-        (stack
-            .query(&format!(
-                "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\"}}"
-            ))
-            .len()
+        (s.query(&format!(
+            "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\"}}"
+        ))
+        .len()
             == 3)
             .then_some(())
     });
 
-    stack.stack(&["restart", "kube-apiserver"]);
+    s.stack().stack(&["restart", "kube-apiserver"], &[]);
     // Changes right after the restart, while the watcher is reconnecting with backoff.
-    stack.set_condition(&ns, "flip", "False", "TLSSecretNotFound");
-    stack.delete_seinode(&ns, "gone");
-    stack.seinode(&ns, "new", true);
-    stack.set_condition(&ns, "new", "False", "TLSSecretUnavailable");
+    s.set_condition("flip", "False", "TLSSecretNotFound");
+    s.delete_seinode("gone");
+    s.seinode("new");
+    s.set_condition("new", "False", "TLSSecretUnavailable");
 
     eventually(
         VISIBLE_WITHIN,
         "Prometheus matches the API server after the restart",
         || {
             let state = (
-                stack.ready(&ns, "keep"),
-                stack.ready(&ns, "flip"),
-                stack.ready(&ns, "gone"),
-                stack.ready(&ns, "new"),
+                s.ready("keep"),
+                s.ready("flip"),
+                s.ready("gone"),
+                s.ready("new"),
             );
             (state == (Some(1.0), Some(0.0), None, Some(0.0))).then_some(())
         },
@@ -212,19 +169,14 @@ fn resync_after_an_api_server_restart() {
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn upstream_crd_and_sample_are_read() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stack = Stack::get();
-    let _restore = RestoreCrd(&stack);
-    install_crd(&stack, UPSTREAM_CRD);
-    let ns = stack.namespace("upstream");
+    let s = Scenario::alone("upstream");
+    let _restore = RestoreCrd(s.stack());
+    s.stack().install_crd_file(UPSTREAM_CRD);
+    let ns = s.ns();
 
     // The upstream sample, as published, plus TLS (which the upstream schema validates).
-    let sample = std::fs::read_to_string(repo_path(
-        "../shared/fixtures/upstream/sample-seinode-full-node.yaml",
-    ))
-    .unwrap();
+    let sample = read("../shared/fixtures/upstream/sample-seinode-full-node.yaml");
     let sample = sample
         .replace("namespace: default", &format!("namespace: {ns}"))
         .replace(
@@ -235,7 +187,7 @@ fn upstream_crd_and_sample_are_read() {
         sample.contains("secretName: full-node-tls"),
         "the sample's layout changed: {sample}"
     );
-    stack.apply(&sample);
+    s.apply(&sample);
     // A status as upstream's controller writes it (every required field of the schema).
     let status = serde_json::json!({"status": {
         "phase": "Running",
@@ -245,31 +197,27 @@ fn upstream_crd_and_sample_are_read() {
         "conditions": [{"type": "SidecarTLSSecretReady", "status": "False", "reason": "TLSSecretSANsMismatch",
                         "message": "cert is missing required DNS names", "observedGeneration": 1,
                         "lastTransitionTime": "2026-11-30T00:00:00Z"}]}});
-    stack.kubectl_ok(
-        &[
-            "-n",
-            &ns,
-            "patch",
-            "seinode",
-            "pacific-1-full-node",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &status.to_string(),
-        ],
-        None,
-    );
+    s.kubectl_ok(&[
+        "-n",
+        ns,
+        "patch",
+        "seinode",
+        "pacific-1-full-node",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+    ]);
 
-    let mut watcher = Watcher::start(&stack, &format!("{ns}-watcher"), &["--namespace", &ns]);
-    watcher.wait_ready();
+    let mut watcher = s.watcher().ready();
     eventually(VISIBLE_WITHIN, "the upstream sample exported", || {
-        let s = stack.query(&format!(
+        let s = s.query(&format!(
             "seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"pacific-1-full-node\"}}"
         ));
         (s.len() == 1 && s[0].0["reason"] == "TLSSecretSANsMismatch" && s[0].0["status"] == "False")
             .then_some(())
     });
-    assert_eq!(stack.ready(&ns, "pacific-1-full-node"), Some(0.0));
+    assert_eq!(s.ready("pacific-1-full-node"), Some(0.0));
     assert!(watcher.terminate().success());
 }
 
@@ -277,17 +225,14 @@ fn upstream_crd_and_sample_are_read() {
 /// logged once with namespace/name and why, counted, and skipped; the watch goes on and the
 /// odd-but-valid ones are exported.
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn bad_objects_are_logged_counted_and_skipped() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stack = Stack::get();
-    let _restore = RestoreCrd(&stack);
-    install_crd(&stack, "tests/fixtures/seinode-crd-permissive.yaml");
-    let ns = stack.namespace("bad-input");
-    stack.seinode(&ns, "good", true);
-    stack.set_condition(&ns, "good", "False", "TLSSecretNotFound");
-    let mut watcher = Watcher::start(&stack, &format!("{ns}-watcher"), &["--namespace", &ns]);
-    watcher.wait_ready();
+    let s = Scenario::alone("bad-input");
+    let _restore = RestoreCrd(s.stack());
+    s.stack()
+        .install_crd_file("tests/fixtures/seinode-crd-permissive.yaml");
+    let ns = s.ns();
+    s.seinode_with("good", "False", "TLSSecretNotFound");
+    let mut watcher = s.watcher().ready();
 
     let long_name = format!("n{}", "x".repeat(252));
     assert_eq!(long_name.len(), 253, "the longest name Kubernetes allows");
@@ -324,29 +269,26 @@ fn bad_objects_are_logged_counted_and_skipped() {
         ),
     ];
     for (name, status) in &cases {
-        stack.seinode(&ns, name, true);
+        s.seinode(name);
         let patch = serde_json::json!({"status": status}).to_string();
-        let path = stack.dir.join("status-patch.json");
+        let path = s.stack().dir().join("status-patch.json");
         std::fs::write(&path, &patch).unwrap();
-        stack.kubectl_ok(
-            &[
-                "-n",
-                &ns,
-                "patch",
-                "seinode",
-                name,
-                "--subresource=status",
-                "--type=merge",
-                "--patch-file",
-                path.to_str().unwrap(),
-            ],
-            None,
-        );
+        s.kubectl_ok(&[
+            "-n",
+            ns,
+            "patch",
+            "seinode",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "--patch-file",
+            path.to_str().unwrap(),
+        ]);
     }
     // The watch continues: a later change of a good node arrives.
-    stack.set_condition(&ns, "good", "True", "TLSSecretReady");
+    s.set_condition("good", "True", "TLSSecretReady");
     let ready = |name: &str| {
-        stack.query_one(&format!(
+        s.query_one(&format!(
             "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"{name}\"}}"
         ))
     };
@@ -359,12 +301,11 @@ fn bad_objects_are_logged_counted_and_skipped() {
     // Odd but valid: exported.
     eventually(VISIBLE_WITHIN, "odd-but-valid objects exported", || {
         let reason = |name: &str| {
-            stack
-                .query(&format!(
-                    "seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"{name}\"}}"
-                ))
-                .first()
-                .map(|(l, _)| l["reason"].clone())
+            s.query(&format!(
+                "seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"{name}\"}}"
+            ))
+            .first()
+            .map(|(l, _)| l["reason"].clone())
         };
         (reason("duplicate").as_deref() == Some("TLSSecretMalformed")
             && reason("unicode").as_deref() == Some("InvalidReason")
@@ -374,7 +315,7 @@ fn bad_objects_are_logged_counted_and_skipped() {
     });
     // Bad: skipped, keeping the verdict they had (TLS set, no condition yet).
     for name in ["not-a-list", "no-status", "odd-case", "wrong-type"] {
-        let s = stack.query(&format!(
+        let s = s.query(&format!(
             "seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"{name}\"}}"
         ));
         assert_eq!(s.len(), 1, "{name}: {s:?}");
@@ -402,7 +343,7 @@ fn bad_objects_are_logged_counted_and_skipped() {
     }
     eventually(VISIBLE_WITHIN, "decode errors counted by kind", || {
         let count = |kind: &str| {
-            stack
+            s
                 .query_one(&format!(
                     "sei_condition_watcher_decode_errors_total{{instance=\"{}\",resource=\"seinodes.sei.io\",kind=\"{kind}\"}}",
                     watcher.instance

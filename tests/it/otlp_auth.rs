@@ -7,68 +7,13 @@
 //! collector-tls, collector-mtls and collector-auth components, validates the collector
 //! configuration they produce and applies the result server-side (dry run).
 
-mod common;
-
+#[cfg(feature = "stack-tests")]
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+#[cfg(feature = "stack-tests")]
+use std::{process::Command, time::Duration};
 
-use common::*;
-
-struct AuthCollector {
-    child: Child,
-    endpoint: String,
-    log: PathBuf,
-}
-
-impl Drop for AuthCollector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn otelcol(stack: &Stack) -> String {
-    let out = Command::new(stack.repo.join("tests/stack/stack"))
-        .args(["bin", "otelcol"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn start_auth_collector(stack: &Stack, dir: &Path, token_file: &Path) -> AuthCollector {
-    let (grpc, health, metrics) = (free_port(), free_port(), free_port());
-    let log = dir.join(format!("otelcol-{grpc}.log"));
-    let child = Command::new(otelcol(stack))
-        .arg("--config")
-        .arg(stack.repo.join("otel-config/collector.yaml"))
-        .arg("--config")
-        .arg(stack.repo.join("otel-config/receiver-auth.overlay.yaml"))
-        .env(
-            "PROMETHEUS_REMOTE_WRITE_URL",
-            format!("{}/api/v1/write", stack.prometheus_url()),
-        )
-        .env("COLLECTOR_OTLP_GRPC_ENDPOINT", format!("127.0.0.1:{grpc}"))
-        .env("COLLECTOR_HEALTH_ENDPOINT", format!("127.0.0.1:{health}"))
-        .env("COLLECTOR_METRICS_HOST", "127.0.0.1")
-        .env("COLLECTOR_METRICS_PORT", metrics.to_string())
-        .env("COLLECTOR_BEARER_TOKEN_FILE", token_file)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(30), "auth collector healthy", || {
-        ureq::get(format!("http://127.0.0.1:{health}/"))
-            .call()
-            .ok()
-            .map(|_| ())
-    });
-    AuthCollector {
-        child,
-        endpoint: format!("http://127.0.0.1:{grpc}"),
-        log,
-    }
-}
+use crate::harness::*;
 
 /// A token no other run shares (hex, as `openssl rand -hex` would make).
 fn token(tag: u64) -> String {
@@ -79,55 +24,46 @@ fn token(tag: u64) -> String {
     format!("{nanos:x}{:08x}{tag:04x}", std::process::id())
 }
 
-fn failure_lines(log: &str) -> Vec<&str> {
-    log.lines()
-        .filter(|l| l.contains("OTLP export to the collector failed"))
-        .collect()
-}
-
 /// The watcher's object series and self-metrics, each present or not in Prometheus.
-fn arrived(stack: &Stack, ns: &str, instance: &str) -> (bool, bool) {
-    let objects = stack.query_one(&format!(
+#[cfg(feature = "stack-tests")]
+fn arrived(s: &Scenario, instance: &str) -> (bool, bool) {
+    let ns = s.ns();
+    let objects = s.query_one(&format!(
         "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"a\",instance=\"{instance}\"}}"
     ));
-    let up = stack.query_one(&format!(
+    let up = s.query_one(&format!(
         "sei_condition_watcher_up{{instance=\"{instance}\"}}"
     ));
     (objects == Some(0.0), up == Some(1.0))
 }
 
+#[cfg(feature = "stack-tests")]
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn the_token_is_required_sent_on_both_paths_and_never_logged() {
-    let stack = Stack::get();
-    let dir = stack.dir.join("otlp-auth");
+    let s = Scenario::new("otlp-auth");
+    let dir = s.stack().dir().join("otlp-auth");
     std::fs::create_dir_all(&dir).unwrap();
     let (right, wrong) = (token(1), token(2));
     // One token per line; the extension ignores what follows a blank on a line.
     let token_file = dir.join(format!("token-{}", std::process::id()));
     std::fs::write(&token_file, format!("{right} the watcher's token\n")).unwrap();
-    let collector = start_auth_collector(&stack, &dir, &token_file);
-    let ns = stack.namespace("otlp-auth");
-    stack.seinode(&ns, "a", true);
-    stack.set_condition(&ns, "a", "False", "TLSSecretNotFound");
+    let collector = OwnCollector::auth(&dir, &token_file);
+    let ns = s.ns();
+    s.seinode_with("a", "False", "TLSSecretNotFound");
 
     let start = |case: &str, env: &[(&str, &str)]| {
-        Watcher::start_with(
-            &stack,
-            &format!("{ns}-{case}"),
-            &[
-                "--namespace",
-                &ns,
-                "--otlp-endpoint",
-                &collector.endpoint,
+        env.iter()
+            .fold(s.watcher(), |w, (k, v)| w.env(k, v))
+            .instance(&format!("{ns}-{case}"))
+            .otlp_endpoint(&collector.endpoint)
+            .args([
                 "--export-timeout",
                 "2s",
                 // Everything the watcher itself logs (its quiet dependencies stay at warn).
                 "--log-filter",
                 "debug",
-            ],
-            env,
-        )
+            ])
+            .start()
     };
     let right_header = format!("Authorization=Bearer%20{right}");
     let wrong_header = format!("Authorization=Bearer%20{wrong}");
@@ -158,20 +94,13 @@ fn the_token_is_required_sent_on_both_paths_and_never_logged() {
     eventually(
         Duration::from_secs(30),
         "object series and self-metrics arrive with the right token",
-        || (arrived(&stack, &ns, &with_token.instance) == (true, true)).then_some(()),
+        || (arrived(&s, &with_token.instance) == (true, true)).then_some(()),
     );
 
     // A wrong or missing token: refused, one line that says what to do.
     for watcher in [&wrong_token, &no_token] {
-        eventually(Duration::from_secs(30), "the refusal is logged", || {
-            (!failure_lines(&watcher.log_text()).is_empty()).then_some(())
-        });
-        // Several exports of both kinds fail in this time; still one line.
-        std::thread::sleep(EXPORT_INTERVAL * 3);
-        let log = watcher.log_text();
-        let lines = failure_lines(&log);
-        assert_eq!(lines.len(), 1, "one line for the whole outage:\n{log}");
-        let line = lines[0];
+        // Several exports of both kinds fail meanwhile; still one line.
+        let line = &watcher.one_export_failure(EXPORT_INTERVAL * 3);
         assert!(
             line.contains("the collector refused the credentials")
                 && line.contains("OTEL_EXPORTER_OTLP_HEADERS"),
@@ -181,7 +110,7 @@ fn the_token_is_required_sent_on_both_paths_and_never_logged() {
         // exporter logs it first; the SDK's exporter reports the code alone.
         assert!(line.contains("Unauthenticated"), "{line}");
         assert_eq!(
-            arrived(&stack, &ns, &watcher.instance),
+            arrived(&s, &watcher.instance),
             (false, false),
             "nothing of {} may arrive",
             watcher.instance
@@ -194,7 +123,7 @@ fn the_token_is_required_sent_on_both_paths_and_never_logged() {
         logs.push_str(&watcher.log_text());
     }
     assert!(
-        failure_lines(&with_token.log_text()).is_empty(),
+        with_token.export_failures().is_empty(),
         "{}",
         with_token.log_text()
     );
@@ -215,17 +144,19 @@ fn the_token_is_required_sent_on_both_paths_and_never_logged() {
 fn a_malformed_header_variable_is_a_one_line_error_without_the_value() {
     let secret = token(3);
     // A common slip: HTTP header syntax instead of key=value.
-    let out = Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"))
-        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
-        .args(["--otlp-endpoint", "http://127.0.0.1:1"])
-        .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
-        .env(
-            "OTEL_EXPORTER_OTLP_HEADERS",
-            format!("Authorization: Bearer {secret}"),
-        )
-        .env_remove("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
-        .output()
-        .unwrap();
+    let header = format!("Authorization: Bearer {secret}");
+    let out = run_watcher(
+        &[
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "--otlp-endpoint",
+            "http://127.0.0.1:1",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_HEADERS", &header),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", ""),
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
@@ -242,12 +173,8 @@ fn a_malformed_header_variable_is_a_one_line_error_without_the_value() {
 /// reads no file outside the component): it must stay the same as the source.
 #[test]
 fn the_auth_component_carries_the_same_overlay() {
-    let source =
-        std::fs::read_to_string(repo_path("otel-config/receiver-auth.overlay.yaml")).unwrap();
-    let copy = std::fs::read_to_string(repo_path(
-        "deploy/components/collector-auth/receiver-auth.overlay.yaml",
-    ))
-    .unwrap();
+    let source = read("otel-config/receiver-auth.overlay.yaml");
+    let copy = read("deploy/components/collector-auth/receiver-auth.overlay.yaml");
     assert_eq!(
         copy, source,
         "copy otel-config/receiver-auth.overlay.yaml to deploy/components/collector-auth/"
@@ -255,6 +182,7 @@ fn the_auth_component_carries_the_same_overlay() {
 }
 
 /// A path from `from` to `to`, both absolute: kustomize takes only relative ones.
+#[cfg(feature = "stack-tests")]
 fn relative(from: &Path, to: &Path) -> PathBuf {
     let up = from.components().count() - 1;
     let mut path = PathBuf::new();
@@ -264,11 +192,14 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
     path.join(to.strip_prefix("/").unwrap())
 }
 
+#[cfg(feature = "stack-tests")]
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn deploy_with_every_component_renders_validates_and_applies() {
-    let stack = Stack::get();
-    let dir = stack.dir.join(format!("components-{}", std::process::id()));
+    let s = Scenario::new("components");
+    let dir = s
+        .stack()
+        .dir()
+        .join(format!("components-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let deploy = repo_path("deploy");
     let deploy = deploy.canonicalize().unwrap();
@@ -282,7 +213,7 @@ fn deploy_with_every_component_renders_validates_and_applies() {
         ),
     )
     .unwrap();
-    let rendered = stack.kubectl_ok(&["kustomize", dir.to_str().unwrap()], None);
+    let rendered = s.kubectl_ok(&["kustomize", dir.to_str().unwrap()]);
     let objects: Vec<serde_json::Value> = rendered
         .split("\n---\n")
         .map(|doc| serde_yaml_ng::from_str(doc).unwrap())
@@ -340,7 +271,7 @@ fn deploy_with_every_component_renders_validates_and_applies() {
             .unwrap_or_else(|| panic!("ConfigMap {prefix} not rendered"));
         assert_eq!(
             config_map["data"][key].as_str(),
-            Some(std::fs::read_to_string(repo_path(source)).unwrap().as_str()),
+            Some(read(source).as_str()),
             "{key}"
         );
         std::fs::write(dir.join(key), config_map["data"][key].as_str().unwrap()).unwrap();
@@ -376,7 +307,7 @@ fn deploy_with_every_component_renders_validates_and_applies() {
         );
     }
     // The collector accepts the configuration it would run with (file paths as mounted).
-    let out = Command::new(otelcol(&stack))
+    let out = Command::new(Stack::bin("otelcol"))
         .arg("validate")
         .args(
             [
@@ -436,21 +367,14 @@ fn deploy_with_every_component_renders_validates_and_applies() {
     assert_eq!(ca["secret"]["items"][0]["key"], "ca.crt");
 
     // The API server accepts all of it.
-    let (exists, _, _) = stack.kubectl(&["get", "namespace", "sei-condition-watcher"], None);
-    if !exists {
-        let (ok, _, err) = stack.kubectl(&["create", "namespace", "sei-condition-watcher"], None);
-        assert!(ok || err.contains("AlreadyExists"), "{err}");
-    }
-    let out = stack.kubectl_ok(
-        &[
-            "apply",
-            "--server-side",
-            "--dry-run=server",
-            "-k",
-            dir.to_str().unwrap(),
-        ],
-        None,
-    );
+    s.stack().ensure_namespace("sei-condition-watcher");
+    let out = s.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-k",
+        dir.to_str().unwrap(),
+    ]);
     for object in [
         "deployment.apps/otel-collector",
         "networkpolicy.networking.k8s.io/otel-collector",

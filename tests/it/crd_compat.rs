@@ -12,6 +12,8 @@
 
 use serde_json::Value;
 
+use crate::harness::yaml_file;
+
 const UPSTREAM_2D670AD: &str = "../shared/fixtures/upstream/2d670ad";
 const UPSTREAM_967F153_SEINODE: &str = "../shared/fixtures/upstream/sei.io_seinodes.yaml";
 const OWN_SEINODE: &str = "tests/fixtures/seinode-crd.yaml";
@@ -27,12 +29,6 @@ const ADDED: [(&str, &str); 2] = [
     ("/properties/spec/properties/sidecar/properties", "tls"),
     ("/properties/status/properties", "sidecarTLS"),
 ];
-
-fn load(rel: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn version_index(crd: &Value) -> usize {
     let versions = crd["spec"]["versions"].as_array().expect("versions");
@@ -88,17 +84,17 @@ fn assert_same(own: &Value, upstream: &Value, what: &str) {
 #[test]
 fn other_three_crds_are_upstream_2d670ad_verbatim() {
     for file in VERBATIM {
-        let own = load(&format!("tests/fixtures/{file}"));
-        let upstream = load(&format!("{UPSTREAM_2D670AD}/{file}"));
+        let own = yaml_file(&format!("tests/fixtures/{file}"));
+        let upstream = yaml_file(&format!("{UPSTREAM_2D670AD}/{file}"));
         assert_same(&own, &upstream, &format!("tests/fixtures/{file}"));
     }
 }
 
 #[test]
 fn seinode_crd_is_2d670ad_plus_exactly_the_seeds_two_967f153_properties() {
-    let mut own = load(OWN_SEINODE);
-    let current = load(&format!("{UPSTREAM_2D670AD}/sei.io_seinodes.yaml"));
-    let tls_line = load(UPSTREAM_967F153_SEINODE);
+    let mut own = yaml_file(OWN_SEINODE);
+    let current = yaml_file(&format!("{UPSTREAM_2D670AD}/sei.io_seinodes.yaml"));
+    let tls_line = yaml_file(UPSTREAM_967F153_SEINODE);
     for (parent, key) in ADDED {
         let pointer = format!("{parent}/{key}");
         assert!(
@@ -143,11 +139,11 @@ fn the_four_kinds_are_namespaced_v1alpha1_with_a_status_subresource() {
             "seinodetaskworkflows",
         ),
     ];
-    let own_seinode = load(OWN_SEINODE);
+    let own_seinode = yaml_file(OWN_SEINODE);
     let expected_conditions =
         &schema(&own_seinode)["properties"]["status"]["properties"]["conditions"];
     for (file, kind, plural) in crds {
-        let crd = load(&file);
+        let crd = yaml_file(&file);
         assert_eq!(
             crd["metadata"]["name"],
             format!("{plural}.sei.io"),
@@ -200,7 +196,7 @@ fn upstream_condition_schema_is_what_the_decoder_assumes() {
             .map(|f| format!("{UPSTREAM_2D670AD}/{f}")),
     );
     for file in files {
-        let upstream = load(&file);
+        let upstream = yaml_file(&file);
         let conditions = &schema(&upstream)["properties"]["status"]["properties"]["conditions"];
         let condition = &conditions["items"];
         assert_eq!(

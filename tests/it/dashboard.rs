@@ -3,17 +3,17 @@
 //! panel query run against the real Prometheus of the local stack, fed by a real watcher.
 //! Template variables in queries are substituted as Grafana does before they are sent.
 
-mod common;
-
-use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
+#[cfg(feature = "stack-tests")]
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+#[cfg(feature = "stack-tests")]
 use std::time::Duration;
 
-use common::*;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 fn load(rel: &str) -> Value {
-    let text = std::fs::read_to_string(repo_path(rel)).unwrap();
+    let text = read(rel);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"))
 }
 
@@ -81,27 +81,23 @@ fn every_panel_is_described_and_uses_the_datasource_variable() {
     );
 }
 
+#[cfg(feature = "stack-tests")]
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn every_query_runs_on_real_prometheus_and_the_table_shows_broken_nodes() {
-    let stack = Stack::get();
-    let ns = stack.namespace("dashboard");
-    stack.seinode(&ns, "ok", true);
-    stack.set_condition(&ns, "ok", "True", "TLSSecretReady");
-    stack.seinode(&ns, "broken", true);
-    stack.set_condition(&ns, "broken", "False", "TLSSecretMalformed");
-    let mut watcher = Watcher::start(&stack, &format!("{ns}-watcher"), &["--namespace", &ns]);
-    watcher.wait_ready();
+    let s = Scenario::new("dashboard");
+    let ns = s.ns();
+    s.seinode_with("ok", "True", "TLSSecretReady");
+    s.seinode_with("broken", "False", "TLSSecretMalformed");
+    let mut watcher = s.watcher().ready();
     eventually(Duration::from_secs(30), "data in Prometheus", || {
-        stack
-            .query_one(&format!(
-                "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"broken\"}}"
-            ))
-            .map(|_| ())
+        s.query_one(&format!(
+            "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"broken\"}}"
+        ))
+        .map(|_| ())
     });
 
     for (title, expr) in queries(&dashboard()) {
-        assert_query_runs(&stack, &title, &expr);
+        assert_query_runs(&s, &title, &expr);
     }
     let table = dashboard()["panels"]
         .as_array()
@@ -110,12 +106,12 @@ fn every_query_runs_on_real_prometheus_and_the_table_shows_broken_nodes() {
         .find(|p| p["type"] == "table")
         .unwrap()
         .clone();
-    let rows = stack.query(table["targets"][0]["expr"].as_str().unwrap());
+    let rows = s.query(table["targets"][0]["expr"].as_str().unwrap());
     let broken: Vec<_> = rows.iter().filter(|(l, _)| l["namespace"] == ns).collect();
     assert_eq!(broken.len(), 1, "only the broken node: {rows:?}");
     assert_eq!(broken[0].0["name"], "broken");
     assert_eq!(broken[0].0["reason"], "TLSSecretMalformed");
-    let since = stack.query(table["targets"][1]["expr"].as_str().unwrap());
+    let since = s.query(table["targets"][1]["expr"].as_str().unwrap());
     assert!(
         since
             .iter()
@@ -126,18 +122,11 @@ fn every_query_runs_on_real_prometheus_and_the_table_shows_broken_nodes() {
 }
 
 /// Runs `expr` as an instant query; Prometheus must accept it (it parses and evaluates).
-fn assert_query_runs(stack: &Stack, title: &str, expr: &str) {
-    let body: Value = ureq::get(format!("{}/api/v1/query", stack.prometheus_url()))
-        .query("query", expr)
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
-    assert_eq!(body["status"], "success", "panel {title:?}: {expr}: {body}");
+#[cfg(feature = "stack-tests")]
+fn assert_query_runs(s: &Scenario, title: &str, expr: &str) {
+    if let Err(e) = s.try_prometheus("/api/v1/query", &[("query", expr)]) {
+        panic!("panel {title:?}: {expr}: {e}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -172,6 +161,7 @@ impl Vars {
     }
 
     /// One cluster and one namespace, every kind.
+    #[cfg(feature = "stack-tests")]
     fn only(cluster: &str, namespace: &str) -> Vars {
         Vars {
             cluster: cluster.into(),
@@ -275,6 +265,7 @@ fn panel<'a>(d: &'a Value, title: &str) -> &'a Value {
 }
 
 /// The query of `panel`'s target `ref_id`, variables substituted.
+#[cfg(feature = "stack-tests")]
 fn expr(panel: &Value, ref_id: &str, vars: &Vars) -> String {
     let target = panel["targets"]
         .as_array()
@@ -468,12 +459,14 @@ fn template_variables_are_substituted_as_grafana_does() {
 }
 
 /// One fixture object of tests/fixtures/current, its family and `plural.group`.
+#[cfg(feature = "stack-tests")]
 struct Fixture {
     family: &'static str,
     resource: &'static str,
     object: Value,
 }
 
+#[cfg(feature = "stack-tests")]
 impl Fixture {
     fn new(family: &'static str, resource: &'static str, file: &str) -> Fixture {
         Fixture {
@@ -501,14 +494,17 @@ impl Fixture {
     }
 }
 
+#[cfg(feature = "stack-tests")]
 fn label(labels: &BTreeMap<String, String>, name: &str) -> String {
     labels.get(name).cloned().unwrap_or_default()
 }
 
 /// (kind, name, type, status, reason) of a table row.
+#[cfg(feature = "stack-tests")]
 type Row = [String; 5];
 
 /// The rows of a table query, each once (no row per watcher replica).
+#[cfg(feature = "stack-tests")]
 fn rows(series: &[(BTreeMap<String, String>, f64)], ns: &str) -> BTreeSet<Row> {
     let rows: BTreeSet<Row> = series
         .iter()
@@ -522,44 +518,38 @@ fn rows(series: &[(BTreeMap<String, String>, f64)], ns: &str) -> BTreeSet<Row> {
     rows
 }
 
+#[cfg(feature = "stack-tests")]
 fn row(kind: &str, name: &str, type_: &str, status: &str, reason: &str) -> Row {
     [kind, name, type_, status, reason].map(str::to_owned)
 }
 
 /// Label values a `label_values(SELECTOR, LABEL)` variable gets from Prometheus.
-fn variable_values(stack: &Stack, v: &Value, vars: &Vars) -> BTreeSet<String> {
+#[cfg(feature = "stack-tests")]
+fn variable_values(s: &Scenario, v: &Value, vars: &Vars) -> BTreeSet<String> {
     let (selector, label) = label_values(v);
-    let body: Value = ureq::get(format!(
-        "{}/api/v1/label/{label}/values",
-        stack.prometheus_url()
-    ))
-    .query("match[]", substitute(&selector, vars))
-    .call()
-    .unwrap_or_else(|e| panic!("variable {}: {e}", v["name"]))
-    .body_mut()
-    .read_json()
-    .unwrap();
-    assert_eq!(body["status"], "success", "variable {}: {body}", v["name"]);
-    body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect()
+    s.prometheus(
+        &format!("/api/v1/label/{label}/values"),
+        &[("match[]", &substitute(&selector, vars))],
+    )
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|v| v.as_str().unwrap().to_owned())
+    .collect()
 }
 
 /// The new dashboard against a real watcher with objects of all four kinds in its own
 /// namespace, under a cluster name of its own: every query (All selected, and this cluster
 /// and namespace selected) runs, and the fleet, needs-attention, outdated and watcher panels
 /// show exactly what the objects say.
+#[cfg(feature = "stack-tests")]
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
-    let stack = Stack::get();
-    let ns = stack.namespace("dashboard-cond");
+    let s = Scenario::new("dashboard-cond");
+    let ns = s.ns();
     let cluster = format!("{ns}-cluster");
     let d = conditions_dashboard();
-    let vars = Vars::only(&cluster, &ns);
+    let vars = Vars::only(&cluster, ns);
 
     // The fixture objects, a validator whose signing key went bad just now, and a failed task.
     let mut validator = Fixture::new(
@@ -575,20 +565,11 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
         c["message"] = json!("priv_validator_key.json is not valid JSON");
         c["lastTransitionTime"] = json!(broken_since.to_string());
     }
-    let mut failed = Fixture::new(
-        "seinodetask",
-        "seinodetasks.sei.io",
-        "current/seinodetask.yaml",
-    );
-    failed.object["metadata"]["name"] = json!("full-node-0-restart");
-    failed.object["spec"] = json!({"kind": "RestartSeid", "restartSeid": {},
-        "target": {"nodeRef": {"name": "full-node-0"}}});
-    failed.object["status"] = json!({"phase": "Failed", "observedGeneration": 1, "conditions": [
-        {"type": "TargetReady", "status": "True", "reason": "PhaseMet", "message": "target full-node-0 is Running",
-         "lastTransitionTime": "2026-08-04T12:00:00Z", "observedGeneration": 1},
-        {"type": "Failed", "status": "True", "reason": "Timeout", "message": "task exceeded timeoutSeconds",
-         "lastTransitionTime": "2026-08-04T12:30:00Z", "observedGeneration": 1},
-    ]});
+    let failed = Fixture {
+        family: "seinodetask",
+        resource: "seinodetasks.sei.io",
+        object: failed_task(),
+    };
     let objects = vec![
         validator,
         Fixture::new(
@@ -614,17 +595,16 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
         ),
     ];
     for o in &objects {
-        stack.create_with_status(Some(&ns), o.resource, &o.object);
+        s.create(o.resource, &o.object);
     }
     // Two watcher replicas, as during a rollout: the panels merge their series, so every
     // object and condition counts once.
     let mut watchers: Vec<Watcher> = ["a", "b"]
         .map(|replica| {
-            Watcher::start(
-                &stack,
-                &format!("{ns}-watcher-{replica}"),
-                &["--namespace", &ns, "--cluster-name", &cluster],
-            )
+            s.watcher()
+                .instance(&format!("{ns}-watcher-{replica}"))
+                .args(["--cluster-name", &cluster])
+                .start()
         })
         .into();
     for w in &watchers {
@@ -654,7 +634,7 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
             Duration::from_secs(30),
             &format!("fleet view of {family}: {want:?}"),
             || {
-                let got: BTreeMap<(String, String), f64> = stack
+                let got: BTreeMap<(String, String), f64> = s
                     .query(&q)
                     .into_iter()
                     .map(|(l, v)| ((label(&l, "type"), label(&l, "status")), v))
@@ -667,16 +647,16 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
     // Every panel query runs: with this cluster and namespace, and with All selected.
     for v in [&vars, &Vars::all()] {
         for (title, ref_id, e) in substituted_queries(&d, v) {
-            assert_query_runs(&stack, &format!("{title} {ref_id}"), &e);
+            assert_query_runs(&s, &format!("{title} {ref_id}"), &e);
         }
     }
 
     // The template variables find this cluster, and this cluster's namespace.
-    let clusters = variable_values(&stack, variable(&d, "cluster"), &Vars::all());
+    let clusters = variable_values(&s, variable(&d, "cluster"), &Vars::all());
     assert!(clusters.contains(&cluster), "{clusters:?}");
     assert_eq!(
-        variable_values(&stack, variable(&d, "namespace"), &vars.clone()),
-        BTreeSet::from([ns.clone()])
+        variable_values(&s, variable(&d, "namespace"), &vars.clone()),
+        BTreeSet::from([ns.to_owned()])
     );
 
     // Needs attention: exactly the conditions `check` lists, the bad signing key among them,
@@ -728,17 +708,12 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
     ]
     .into_iter()
     .collect();
-    let table = stack.query(&expr(attention, "A", &vars));
-    assert_eq!(rows(&table, &ns), want, "{table:?}");
+    let table = s.query(&expr(attention, "A", &vars));
+    assert_eq!(rows(&table, ns), want, "{table:?}");
     assert!(table
         .iter()
         .all(|(l, v)| label(l, "cluster") == cluster && *v == 1.0));
-    let check = Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"))
-        .args(["check", "--kubeconfig"])
-        .arg(stack.kubeconfig())
-        .args(["-n", &ns])
-        .output()
-        .expect("check runs");
+    let check = s.check(ns);
     let stdout = String::from_utf8_lossy(&check.stdout);
     let listed: BTreeSet<Row> = stdout
         .lines()
@@ -756,7 +731,7 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
         .collect();
     assert_eq!(listed, want, "the same rows as check:\n{stdout}");
 
-    let since: BTreeMap<(String, String), f64> = stack
+    let since: BTreeMap<(String, String), f64> = s
         .query(&expr(attention, "B", &vars))
         .into_iter()
         .map(|(l, v)| ((label(&l, "name"), label(&l, "type")), v))
@@ -780,7 +755,7 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
         broken_since.as_second() as f64 * 1000.0
     );
 
-    let trend: BTreeMap<(String, String), f64> = stack
+    let trend: BTreeMap<(String, String), f64> = s
         .query(&expr(
             panel(&d, "Conditions needing attention over time"),
             "A",
@@ -798,9 +773,9 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
     // Outdated: nothing yet; after a spec change of the validator (generation 2), each of
     // its conditions is one generation behind, shown with its current status and reason.
     let outdated = panel(&d, "Outdated conditions");
-    assert!(stack.query(&expr(outdated, "A", &vars)).is_empty());
-    stack.patch_merge(
-        Some(&ns),
+    assert!(s.query(&expr(outdated, "A", &vars)).is_empty());
+    s.stack().patch_merge(
+        Some(ns),
         "seinodes.sei.io",
         "validator-0",
         &json!({"spec": {"image": "ghcr.io/sei-protocol/sei:v6.4.0"}}),
@@ -824,7 +799,7 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
         Duration::from_secs(30),
         "every condition of validator-0 outdated",
         || {
-            let series = stack.query(&expr(outdated, "A", &vars));
+            let series = s.query(&expr(outdated, "A", &vars));
             (series.len() == want_outdated.len()).then_some(series)
         },
     );
@@ -835,9 +810,9 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
             "{l:?}"
         );
     }
-    let with_status = stack.query(&expr(outdated, "B", &vars));
-    assert_eq!(rows(&with_status, &ns), want_outdated);
-    let outdated_trend = stack.query(&expr(
+    let with_status = s.query(&expr(outdated, "B", &vars));
+    assert_eq!(rows(&with_status, ns), want_outdated);
+    let outdated_trend = s.query(&expr(
         panel(&d, "Outdated conditions over time"),
         "A",
         &vars,
@@ -848,7 +823,7 @@ fn conditions_dashboard_queries_run_on_real_prometheus_and_show_the_objects() {
 
     // Watcher health, for this cluster: one watcher, objects per resource, lists done, no
     // errors, exports flowing.
-    let health = |title: &str, ref_id: &str| stack.query(&expr(panel(&d, title), ref_id, &vars));
+    let health = |title: &str, ref_id: &str| s.query(&expr(panel(&d, title), ref_id, &vars));
     eventually(Duration::from_secs(30), "two watchers reporting", || {
         (health("Watchers reporting", "A").first().map(|(_, v)| *v) == Some(2.0)).then_some(())
     });

@@ -5,9 +5,7 @@
 
 use std::collections::BTreeSet;
 
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
-}
+use crate::harness::read;
 
 /// GitHub's anchors of the runbook's headings (lower case, spaces to dashes).
 fn runbook_anchors() -> BTreeSet<String> {

@@ -14,31 +14,19 @@
 //! `$SEINODE_IMAGE` names an image built beforehand (`tests/image/image build-full`: the
 //! Dockerfile's own build stage), which the test runs as it is.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::{chown, symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
-use serde::Deserialize;
+use crate::harness::*;
 use serde_json::{json, Value};
 
 /// The standard mount point of a Pod's ServiceAccount token, CA and namespace.
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// The user and group the image and the Deployment run as (distroless `nonroot`).
 const NONROOT: u32 = 65532;
-
-/// Every YAML document of a file under the repository.
-fn yaml_docs(rel: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(repo_path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{rel}: {e}")))
-        .filter(|v| !v.is_null())
-        .collect()
-}
 
 /// Runs `tests/image/image ARGS`; returns (success, stdout, stderr).
 fn image_script(args: &[&str]) -> (bool, String, String) {
@@ -64,7 +52,7 @@ fn podman(args: &[&str]) -> String {
 
 /// What is left to remove when the test ends, however it ends.
 struct Cleanup {
-    stack: Stack,
+    stack: &'static Stack,
     container: String,
     tag: String,
     cluster_objects: Vec<(String, String)>,
@@ -90,7 +78,8 @@ impl Drop for Cleanup {
 /// deploy/watcher/kustomization.yaml), for a watcher in `ns`: namespaced objects go to `ns`,
 /// cluster-scoped ones get `-<ns>` appended to their names (the stack is shared), and
 /// bindings follow. Returns the cluster-scoped (kind, name) pairs created.
-fn apply_shipped_access(stack: &Stack, ns: &str) -> Vec<(String, String)> {
+fn apply_shipped_access(s: &Scenario) -> Vec<(String, String)> {
+    let ns = s.ns();
     let kustomization = &yaml_docs("deploy/watcher/kustomization.yaml")[0];
     let mut items: Vec<Value> = kustomization["resources"]
         .as_array()
@@ -136,7 +125,7 @@ fn apply_shipped_access(stack: &Stack, ns: &str) -> Vec<(String, String)> {
         "the kustomization ships a ServiceAccount"
     );
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
-    stack.apply(&list.to_string());
+    s.apply(&list.to_string());
     cluster_objects
 }
 
@@ -239,10 +228,10 @@ fn mounts(pid: &str) -> Vec<(String, String, String)> {
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn image_runs_read_only_as_nonroot_with_the_in_cluster_config() {
-    let stack = Stack::get();
-    let ns = stack.namespace("image");
+    let s = Scenario::new("image");
+    let stack = s.stack();
+    let ns = s.ns();
     let pod = format!("sei-condition-watcher-{ns}");
     // `$SEINODE_IMAGE`: an image built beforehand (e.g. by `tests/image/image build-full`,
     // the Dockerfile's own build stage), used as it is and kept.
@@ -252,9 +241,9 @@ fn image_runs_read_only_as_nonroot_with_the_in_cluster_config() {
     let tag = given
         .clone()
         .unwrap_or_else(|| format!("localhost/sei-condition-watcher:{ns}"));
-    let dir = stack.dir.join(format!("image-{ns}"));
+    let dir = stack.dir().join(format!("image-{ns}"));
     let mut cleanup = Cleanup {
-        stack: stack.clone(),
+        stack,
         container: pod.clone(),
         tag: if given.is_some() {
             String::new()
@@ -273,13 +262,10 @@ fn image_runs_read_only_as_nonroot_with_the_in_cluster_config() {
         let (ok, out, err) = image_script(&["build", &binary, &tag]);
         assert!(ok, "tests/image/image build failed:\n{err}");
         assert_eq!(out, tag);
-        report_figure(
-            &stack,
-            &format!(
-                "image: built {tag} (bases cached or not) in {:.1?}",
-                started.elapsed()
-            ),
-        );
+        s.figure(&format!(
+            "image: built {tag} (bases cached or not) in {:.1?}",
+            started.elapsed()
+        ));
     }
     let config: Value = serde_json::from_str(&podman(&[
         "image",
@@ -320,29 +306,25 @@ fn image_runs_read_only_as_nonroot_with_the_in_cluster_config() {
 
     // The shipped ServiceAccount and RBAC (Lease access included), a token for it, and the
     // volume the kubelet mounts.
-    cleanup.cluster_objects = apply_shipped_access(&stack, &ns);
-    let token = stack
-        .kubectl_ok(
-            &[
-                "-n",
-                &ns,
-                "create",
-                "token",
-                "sei-condition-watcher",
-                "--duration",
-                "1h",
-            ],
-            None,
-        )
+    cleanup.cluster_objects = apply_shipped_access(&s);
+    let token = s
+        .kubectl_ok(&[
+            "-n",
+            ns,
+            "create",
+            "token",
+            "sei-condition-watcher",
+            "--duration",
+            "1h",
+        ])
         .trim()
         .to_owned();
     let sa_dir = dir.join("serviceaccount");
-    let ca = std::fs::read(stack.dir.join("pki/ca.crt")).unwrap();
-    write_service_account_volume(&sa_dir, &token, &ca, &ns);
+    let ca = std::fs::read(stack.dir().join("pki/ca.crt")).unwrap();
+    write_service_account_volume(&sa_dir, &token, &ca, ns);
 
     // A SeiNode whose TLS condition is broken.
-    stack.seinode(&ns, "img-0", true);
-    stack.set_condition(&ns, "img-0", "False", "TLSSecretNotFound");
+    s.seinode_with("img-0", "False", "TLSSecretNotFound");
 
     // The container's args: the Deployment's, with the collector and admin address of this
     // machine (host network, so loopback only), scoped to the test's namespace.
@@ -364,14 +346,14 @@ fn image_runs_read_only_as_nonroot_with_the_in_cluster_config() {
     ]);
     let mut env = vec![
         "KUBERNETES_SERVICE_HOST=127.0.0.1".to_owned(),
-        format!("KUBERNETES_SERVICE_PORT={}", stack.port("APISERVER_PORT")),
+        format!("KUBERNETES_SERVICE_PORT={}", Stack::env("APISERVER_PORT")),
     ];
     for var in container["env"].as_array().into_iter().flatten() {
         let name = var["name"].as_str().unwrap();
         let value = match var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
             None => var["value"].as_str().unwrap_or("").to_owned(),
             Some("metadata.name") => pod.clone(),
-            Some("metadata.namespace") => ns.clone(),
+            Some("metadata.namespace") => ns.to_owned(),
             Some(other) => panic!("env {name}: fieldRef {other} is not handled by this test"),
         };
         env.push(format!("{name}={value}"));
@@ -479,7 +461,7 @@ fn image_runs_read_only_as_nonroot_with_the_in_cluster_config() {
     };
     let broken = condition("False", "TLSSecretNotFound");
     let arrived = measure(Duration::from_secs(90), Duration::from_millis(500), || {
-        (stack.query_one(&broken) == Some(1.0)).then_some(())
+        (s.query_one(&broken) == Some(1.0)).then_some(())
     });
     if arrived.is_none() {
         panic!(
@@ -487,25 +469,22 @@ fn image_runs_read_only_as_nonroot_with_the_in_cluster_config() {
             logs()
         )
     }
-    report_figure(
-        &stack,
-        &format!(
-            "image: container started -> its SeiNode series in Prometheus after {:.1?}",
-            started.elapsed()
-        ),
-    );
+    s.figure(&format!(
+        "image: container started -> its SeiNode series in Prometheus after {:.1?}",
+        started.elapsed()
+    ));
     let up = format!("sei_condition_watcher_up{{instance=\"{pod}\"}}");
     eventually(
         Duration::from_secs(30),
         "self-metrics from the container",
-        || (stack.query_one(&up) == Some(1.0)).then_some(()),
+        || (s.query_one(&up) == Some(1.0)).then_some(()),
     );
     if args.iter().any(|a| a == "--leader-elect") {
         // The Lease in the Pod's namespace, through the shipped Role: this replica leads
         // (its self-metrics are exported on their own schedule, hence the wait).
         let leader = format!("sei_condition_watcher_leader{{instance=\"{pod}\"}}");
         if measure(Duration::from_secs(30), Duration::from_millis(500), || {
-            (stack.query_one(&leader) == Some(1.0)).then_some(())
+            (s.query_one(&leader) == Some(1.0)).then_some(())
         })
         .is_none()
         {
@@ -515,10 +494,10 @@ fn image_runs_read_only_as_nonroot_with_the_in_cluster_config() {
             );
         }
     }
-    stack.set_condition(&ns, "img-0", "True", "TLSSecretReady");
+    s.set_condition("img-0", "True", "TLSSecretReady");
     let fixed = condition("True", "TLSSecretReady");
     eventually(Duration::from_secs(60), "the change arrives", || {
-        (stack.query_one(&fixed) == Some(1.0)).then_some(())
+        (s.query_one(&fixed) == Some(1.0)).then_some(())
     });
     let text = logs();
     assert!(
@@ -542,18 +521,14 @@ fn image_runs_read_only_as_nonroot_with_the_in_cluster_config() {
         stopped_after < grace,
         "stopped after {stopped_after:?}, not within the {grace:?} grace period"
     );
-    report_figure(
-        &stack,
-        &format!(
-            "image: podman stop (SIGTERM) -> exit 0 after {stopped_after:.1?} (grace {grace:?})"
-        ),
-    );
+    s.figure(&format!(
+        "image: podman stop (SIGTERM) -> exit 0 after {stopped_after:.1?} (grace {grace:?})"
+    ));
     eventually(
         Duration::from_secs(30),
         "series withdrawn after the stop",
         || {
-            stack
-                .query(&format!("seinode_status_condition{{namespace=\"{ns}\"}}"))
+            s.query(&format!("seinode_status_condition{{namespace=\"{ns}\"}}"))
                 .is_empty()
                 .then_some(())
         },

@@ -5,66 +5,76 @@
 //! election, a PodDisruptionBudget, Lease RBAC in the watcher's namespace only, and a
 //! NetworkPolicy that admits no pod.
 
-mod common;
-
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+#[cfg(feature = "stack-tests")]
 use std::time::Duration;
 
-use common::*;
-use serde::Deserialize;
+use crate::harness::*;
 use serde_json::{json, Value};
 
-/// The tests share the watcher's namespace and RBAC objects.
-static SERIAL: Mutex<()> = Mutex::new(());
+/// The watcher's namespace, which the stack tests share: each has the stack to itself
+/// (`Scenario::alone`), as they share its RBAC objects and Lease.
+#[cfg(feature = "stack-tests")]
 const NAMESPACE: &str = "sei-condition-watcher";
 
-fn ensure_namespace(stack: &Stack, name: &str) {
-    let (exists, _, _) = stack.kubectl(&["get", "namespace", name], None);
-    if !exists {
-        stack.kubectl_ok(&["create", "namespace", name], None);
-    }
-}
-
 /// `kubectl apply --server-side --dry-run=server -k DIR`; returns what kubectl printed.
-fn dry_run_apply(stack: &Stack, dir: &str) -> String {
+#[cfg(feature = "stack-tests")]
+fn dry_run_apply(s: &Scenario, dir: &str) -> String {
     let path = repo_path(dir);
-    let (ok, out, err) = stack.kubectl(
-        &[
-            "apply",
-            "--server-side",
-            "--dry-run=server",
-            "-k",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
+    let (ok, out, err) = s.kubectl(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-k",
+        path.to_str().unwrap(),
+    ]);
     assert!(ok, "{dir} does not apply: {err}\n{out}");
     out
 }
 
-/// A kubeconfig that authenticates as a ServiceAccount of NAMESPACE (a TokenRequest token).
-fn token_kubeconfig(stack: &Stack, service_account: &str) -> std::path::PathBuf {
-    let token = stack.kubectl_ok(
-        &[
+/// Applies the watcher's ServiceAccount, ClusterRole and Lease Role to NAMESPACE.
+#[cfg(feature = "stack-tests")]
+fn apply_watcher_identity(s: &Scenario) {
+    s.stack().ensure_namespace(NAMESPACE);
+    for file in [
+        "deploy/watcher/serviceaccount.yaml",
+        "deploy/watcher/rbac.yaml",
+        "deploy/watcher/lease-rbac.yaml",
+    ] {
+        s.kubectl_ok(&[
             "-n",
             NAMESPACE,
-            "create",
-            "token",
-            service_account,
-            "--duration",
-            "1h",
-        ],
-        None,
-    );
-    let path = stack.dir.join(format!("{service_account}.kubeconfig"));
+            "apply",
+            "--server-side",
+            "-f",
+            repo_path(file).to_str().unwrap(),
+        ]);
+    }
+}
+
+/// A kubeconfig that authenticates as a ServiceAccount of NAMESPACE (a TokenRequest token).
+#[cfg(feature = "stack-tests")]
+fn token_kubeconfig(s: &Scenario, service_account: &str) -> std::path::PathBuf {
+    let token = s.kubectl_ok(&[
+        "-n",
+        NAMESPACE,
+        "create",
+        "token",
+        service_account,
+        "--duration",
+        "1h",
+    ]);
+    let path = s
+        .stack()
+        .dir()
+        .join(format!("{service_account}.kubeconfig"));
     std::fs::write(
         &path,
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\n\
              users:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: sa\n  context: {{cluster: s, user: sa}}\ncurrent-context: sa\n",
-            stack.port("APISERVER_PORT"),
-            stack.dir.join("pki/ca.crt").display(),
+            Stack::env("APISERVER_PORT"),
+            s.stack().dir().join("pki/ca.crt").display(),
             token.trim()
         ),
     )
@@ -72,13 +82,12 @@ fn token_kubeconfig(stack: &Stack, service_account: &str) -> std::path::PathBuf 
     path
 }
 
+#[cfg(feature = "stack-tests")]
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn manifests_apply_server_side() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stack = Stack::get();
-    ensure_namespace(&stack, NAMESPACE);
-    let out = dry_run_apply(&stack, "deploy");
+    let s = Scenario::alone("deploy");
+    s.stack().ensure_namespace(NAMESPACE);
+    let out = dry_run_apply(&s, "deploy");
     for object in [
         "deployment.apps/sei-condition-watcher",
         "clusterrole.rbac.authorization.k8s.io/sei-condition-watcher",
@@ -94,8 +103,8 @@ fn manifests_apply_server_side() {
     }
     // The namespaced variant needs its target namespace; it keeps the Lease Role (in the
     // watcher's own namespace) and the PodDisruptionBudget.
-    ensure_namespace(&stack, "sei");
-    let out = dry_run_apply(&stack, "deploy/watcher-namespaced");
+    s.stack().ensure_namespace("sei");
+    let out = dry_run_apply(&s, "deploy/watcher-namespaced");
     for object in [
         "role.rbac.authorization.k8s.io/sei-condition-watcher ",
         "role.rbac.authorization.k8s.io/sei-condition-watcher-lease",
@@ -110,30 +119,12 @@ fn manifests_apply_server_side() {
     );
 }
 
+#[cfg(feature = "stack-tests")]
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn watcher_runs_with_least_privilege() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stack = Stack::get();
-    ensure_namespace(&stack, NAMESPACE);
-    for file in [
-        "deploy/watcher/serviceaccount.yaml",
-        "deploy/watcher/rbac.yaml",
-        "deploy/watcher/lease-rbac.yaml",
-    ] {
-        stack.kubectl_ok(
-            &[
-                "-n",
-                NAMESPACE,
-                "apply",
-                "--server-side",
-                "-f",
-                repo_path(file).to_str().unwrap(),
-            ],
-            None,
-        );
-    }
-    let kubeconfig = token_kubeconfig(&stack, "sei-condition-watcher");
+    let s = Scenario::alone("rbac");
+    apply_watcher_identity(&s);
+    let kubeconfig = token_kubeconfig(&s, "sei-condition-watcher");
     let as_watcher = |args: &[&str]| {
         let mut full = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
         full.extend_from_slice(args);
@@ -151,17 +142,16 @@ fn watcher_runs_with_least_privilege() {
     let (ok, err) = as_watcher(&["get", "seinodes", "-A"]);
     assert!(ok, "the watcher's identity cannot list SeiNodes: {err}");
     // Refused: Secrets, and any write to SeiNodes.
-    let ns = stack.namespace("rbac");
-    stack.seinode(&ns, "a", true);
-    stack.set_condition(&ns, "a", "False", "TLSSecretNotFound");
+    let ns = s.ns();
+    s.seinode_with("a", "False", "TLSSecretNotFound");
     for (what, args) in [
-        ("read Secrets", vec!["-n", ns.as_str(), "get", "secrets"]),
+        ("read Secrets", vec!["-n", ns, "get", "secrets"]),
         ("read Secrets cluster-wide", vec!["get", "secrets", "-A"]),
         (
             "patch SeiNode status",
             vec![
                 "-n",
-                ns.as_str(),
+                ns,
                 "patch",
                 "seinode",
                 "a",
@@ -171,13 +161,10 @@ fn watcher_runs_with_least_privilege() {
                 r#"{"status":{"phase":"x"}}"#,
             ],
         ),
-        (
-            "delete SeiNodes",
-            vec!["-n", ns.as_str(), "delete", "seinode", "a"],
-        ),
+        ("delete SeiNodes", vec!["-n", ns, "delete", "seinode", "a"]),
         (
             "create SeiNodes",
-            vec!["-n", ns.as_str(), "create", "-f", "/dev/null"],
+            vec!["-n", ns, "create", "-f", "/dev/null"],
         ),
     ] {
         let (ok, err) = as_watcher(&args);
@@ -191,17 +178,17 @@ fn watcher_runs_with_least_privilege() {
     }
 
     // And the watcher itself works under that identity.
-    let mut watcher = Watcher::start(
-        &stack,
-        &format!("{ns}-sa-watcher"),
-        &["--kubeconfig", kubeconfig.to_str().unwrap()],
-    );
-    watcher.wait_ready();
+    let mut watcher = s
+        .watcher()
+        .instance(&format!("{ns}-sa-watcher"))
+        .cluster_wide()
+        .kubeconfig(&kubeconfig)
+        .ready();
     eventually(
         Duration::from_secs(30),
         "exported by the least-privileged watcher",
         || {
-            (stack.query_one(&format!(
+            (s.query_one(&format!(
                 "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"a\",instance=\"{}\"}}",
                 watcher.instance
             )) == Some(0.0))
@@ -216,30 +203,27 @@ fn watcher_runs_with_least_privilege() {
     assert!(watcher.terminate().success());
 }
 
+#[cfg(feature = "stack-tests")]
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn missing_permission_is_one_clear_line() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stack = Stack::get();
-    ensure_namespace(&stack, NAMESPACE);
+    let s = Scenario::alone("unbound");
+    s.stack().ensure_namespace(NAMESPACE);
     // A ServiceAccount without the ClusterRoleBinding: the namespaced variant's identity
     // watching cluster-wide by mistake. (It may exist from an earlier run on this stack.)
-    let _ = stack.kubectl(
-        &[
-            "-n",
-            NAMESPACE,
-            "create",
-            "serviceaccount",
-            "unbound-watcher",
-        ],
-        None,
-    );
-    let path = token_kubeconfig(&stack, "unbound-watcher");
-    let mut watcher = Watcher::start(
-        &stack,
+    let _ = s.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "create",
+        "serviceaccount",
         "unbound-watcher",
-        &["--kubeconfig", path.to_str().unwrap()],
-    );
+    ]);
+    let path = token_kubeconfig(&s, "unbound-watcher");
+    let mut watcher = s
+        .watcher()
+        .instance("unbound-watcher")
+        .cluster_wide()
+        .kubeconfig(&path)
+        .start();
     eventually(Duration::from_secs(20), "a forbidden log line", || {
         watcher
             .log_text()
@@ -258,42 +242,22 @@ fn missing_permission_is_one_clear_line() {
 /// which is all leader election needs, and nothing else on Leases: no list or watch, no
 /// patch or delete, no other Lease name for get or update, no Lease in another namespace
 /// (kube-system's included).
+#[cfg(feature = "stack-tests")]
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn lease_access_is_the_watchers_own_lease_only() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let stack = Stack::get();
-    ensure_namespace(&stack, NAMESPACE);
-    for file in [
-        "deploy/watcher/serviceaccount.yaml",
-        "deploy/watcher/rbac.yaml",
-        "deploy/watcher/lease-rbac.yaml",
-    ] {
-        stack.kubectl_ok(
-            &[
-                "-n",
-                NAMESPACE,
-                "apply",
-                "--server-side",
-                "-f",
-                repo_path(file).to_str().unwrap(),
-            ],
-            None,
-        );
-    }
+    let s = Scenario::alone("lease-rbac");
+    apply_watcher_identity(&s);
     // Start from no Lease, so that `create` is exercised (an earlier run may have left it).
-    stack.kubectl_ok(
-        &[
-            "-n",
-            NAMESPACE,
-            "delete",
-            "lease",
-            LEASE,
-            "--ignore-not-found",
-        ],
-        None,
-    );
-    let kubeconfig = token_kubeconfig(&stack, "sei-condition-watcher");
+    let delete_lease = [
+        "-n",
+        NAMESPACE,
+        "delete",
+        "lease",
+        LEASE,
+        "--ignore-not-found",
+    ];
+    s.kubectl_ok(&delete_lease);
+    let kubeconfig = token_kubeconfig(&s, "sei-condition-watcher");
     let as_watcher = |args: &[&str]| {
         let out = std::process::Command::new("kubectl")
             .arg("--kubeconfig")
@@ -307,7 +271,7 @@ fn lease_access_is_the_watchers_own_lease_only() {
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
-    let lease_file = stack.dir.join("deploy-test-lease.json");
+    let lease_file = s.stack().dir().join("deploy-test-lease.json");
     let write_lease = |lease: &Value| std::fs::write(&lease_file, lease.to_string()).unwrap();
 
     // Allowed: create, get, update (a PUT with the resourceVersion read, as an elector does).
@@ -326,22 +290,19 @@ fn lease_access_is_the_watchers_own_lease_only() {
     write_lease(&lease);
     let (ok, _, err) = as_watcher(&["replace", "-f", lease_file.to_str().unwrap()]);
     assert!(ok, "the watcher's identity cannot update its Lease: {err}");
-    let holder = stack.kubectl_ok(
-        &[
-            "-n",
-            NAMESPACE,
-            "get",
-            "lease",
-            LEASE,
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ],
-        None,
-    );
+    let holder = s.kubectl_ok(&[
+        "-n",
+        NAMESPACE,
+        "get",
+        "lease",
+        LEASE,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
     assert_eq!(holder, "pod-b", "the update did not land");
 
     // Refused, each with a Forbidden from RBAC.
-    let other_ns = stack.namespace("lease-rbac");
+    let other_ns = s.ns();
     write_lease(&json!({
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
@@ -381,7 +342,7 @@ fn lease_access_is_the_watchers_own_lease_only() {
         ),
         (
             "get a Lease in another namespace",
-            vec!["-n", other_ns.as_str(), "get", "lease", LEASE],
+            vec!["-n", other_ns, "get", "lease", LEASE],
         ),
         (
             "list kube-system's Leases",
@@ -396,17 +357,7 @@ fn lease_access_is_the_watchers_own_lease_only() {
             "{what}: {err}"
         );
     }
-    stack.kubectl_ok(
-        &[
-            "-n",
-            NAMESPACE,
-            "delete",
-            "lease",
-            LEASE,
-            "--ignore-not-found",
-        ],
-        None,
-    );
+    s.kubectl_ok(&delete_lease);
     let _ = std::fs::remove_file(&lease_file);
 }
 
@@ -414,15 +365,6 @@ fn lease_access_is_the_watchers_own_lease_only() {
 
 /// The Lease name: --leader-election-id's default, named in lease-rbac.yaml's resourceNames.
 const LEASE: &str = "sei-condition-watcher";
-
-/// Every YAML document of a file under the repository, parsed.
-fn yaml_docs(rel: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(repo_path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{rel}: {e}")))
-        .filter(|v| !v.is_null())
-        .collect()
-}
 
 /// The one document of `kind` in a file.
 fn one(rel: &str, kind: &str) -> Value {

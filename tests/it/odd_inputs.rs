@@ -2,19 +2,15 @@
 //! These need no stack: where an API server is needed, it is a FAKE one (a few lines of
 //! std::net below) that produces the fault a real API server cannot.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{eventually, free_port};
-
-const BIN: &str = env!("CARGO_BIN_EXE_sei-condition-watcher");
+use crate::harness::{eventually, free_port, rss_kib, Watcher, BIN};
 
 /// A FAKE API server: answers every request with `answer(n, request line)` (the n-th
 /// request, from 0) as JSON, one request per connection. It stands in for a real API
@@ -135,71 +131,36 @@ fn max_series_of_usize_max_is_ignored_with_a_warning() {
                 .into(),
         )
     });
-    let admin = format!("127.0.0.1:{}", free_port());
-    let log =
-        std::env::temp_dir().join(format!("odd-inputs-max-series-{}.log", std::process::id()));
-    let file = std::fs::File::create(&log).unwrap();
-    let mut child = Command::new(BIN)
+    let mut watcher = Watcher::command("odd-inputs")
         .args(["--max-series", "18446744073709551615", "--kubeconfig"])
-        .arg(fake.kubeconfig("max-series"))
+        .args([fake.kubeconfig("max-series")])
         .args([
             "--otlp-endpoint",
             &format!("http://127.0.0.1:{}", free_port()),
-            "--admin-addr",
-            &admin,
-            "--instance-id",
-            "odd-inputs",
         ])
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+        .start();
     eventually(Duration::from_secs(30), "/livez answers 200", || {
         assert!(
-            child.try_wait().unwrap().is_none(),
+            watcher.is_running(),
             "the watcher exited: {}",
-            log_text()
+            watcher.log_text()
         );
-        let status = ureq::get(format!("http://{admin}/livez"))
-            .call()
-            .map(|r| r.status().as_u16());
-        (status.ok() == Some(200)).then_some(())
+        (watcher.admin_status("/livez") == 200).then_some(())
     });
-    let text = log_text();
+    let text = watcher.log_text();
     assert_eq!(
         text.matches("--max-series no longer applies and is ignored")
             .count(),
         1,
         "{text}"
     );
-    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
+    let rss_kib = rss_kib(watcher.pid());
     assert!(
-        rss_kib < 256 * 1024,
+        rss_kib > 0 && rss_kib < 256 * 1024,
         "{rss_kib} KiB resident after start-up"
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if stopped.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("no exit within 30 s of SIGTERM: {}", log_text());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(status.code(), Some(0), "{}", log_text());
-    let _ = std::fs::remove_file(&log);
+    let (status, _) = watcher.sigterm(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", watcher.log_text());
+    let _ = std::fs::remove_file(&watcher.log);
     let _ = std::fs::remove_file(fake.kubeconfig_path("max-series"));
 }

@@ -2,12 +2,10 @@
 //! process) -> OpenTelemetry Collector -> Prometheus. Each test has its own namespace and
 //! watcher, so they run in parallel.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 
 /// Two export intervals plus the collector's batch timeout and Prometheus' ingestion: the
 /// budget within which a change must be visible. Deletions must beat Prometheus' 5-minute
@@ -15,28 +13,28 @@ use common::*;
 const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
-    let stack = Stack::get();
-    let ns = stack.namespace("pipeline");
-    let mut watcher = Watcher::start(&stack, &format!("{ns}-watcher"), &["--namespace", &ns]);
+    let s = Scenario::new("pipeline");
+    let ns = s.ns();
+    let mut watcher = s.watcher().start();
 
-    stack.seinode(&ns, "broken", true);
-    stack.set_condition(&ns, "broken", "False", "TLSSecretNotFound");
-    stack.seinode(&ns, "pending", true); // TLS set, controller has not reconciled yet
-    stack.seinode(&ns, "plain", false); // no TLS: out of scope
+    // The condition written now: its lastTransitionTime is checked below.
+    s.seinode("broken");
+    s.set_condition("broken", "False", "TLSSecretNotFound");
+    s.seinode("pending"); // TLS set, controller has not reconciled yet
+    s.seinode_without_tls("plain"); // no TLS: out of scope
     watcher.wait_ready();
 
     eventually(VISIBLE_WITHIN, "broken node exported as 0", || {
-        (stack.ready(&ns, "broken") == Some(0.0)).then_some(())
+        (s.ready("broken") == Some(0.0)).then_some(())
     });
     eventually(VISIBLE_WITHIN, "pending node has a status series", || {
-        (stack.query_one(&format!("seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"pending\",status=\"Unknown\",reason=\"ConditionMissing\"}}")) == Some(1.0)).then_some(())
+        (s.query_one(&format!("seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"pending\",status=\"Unknown\",reason=\"ConditionMissing\"}}")) == Some(1.0)).then_some(())
     });
 
     // Exactly these names arrive, with no unit or type suffix added by the translation: the
     // seed's three, and the condition itself as one of every SeiNode's conditions.
-    let series = stack.query(&format!("{{namespace=\"{ns}\",__name__=~\"seinode_.*\"}}"));
+    let series = s.query(&format!("{{namespace=\"{ns}\",__name__=~\"seinode_.*\"}}"));
     let names: BTreeSet<String> = series.iter().map(|(l, _)| l["__name__"].clone()).collect();
     assert_eq!(
         names,
@@ -96,59 +94,55 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
         "out-of-scope node not exported"
     );
     assert!(
-        stack.ready(&ns, "pending").is_none(),
+        s.ready("pending").is_none(),
         "no ready sample while the condition is missing"
     );
-    let since = stack.query_one(&format!("seinode_sidecar_tls_secret_last_transition_timestamp_seconds{{namespace=\"{ns}\",name=\"broken\"}}")).unwrap();
+    let since = s.query_one(&format!("seinode_sidecar_tls_secret_last_transition_timestamp_seconds{{namespace=\"{ns}\",name=\"broken\"}}")).unwrap();
     assert!(
         (since - jiff::Timestamp::now().as_second() as f64).abs() < 600.0,
         "lastTransitionTime exported: {since}"
     );
-    let up = stack.query(&format!(
+    let up = s.query(&format!(
         "sei_condition_watcher_up{{instance=\"{}\"}}",
         watcher.instance
     ));
     assert_eq!(up.len(), 1, "heartbeat exported without a suffix");
 
     // Status update: the old reason's series stops matching, the new one appears.
-    stack.set_condition(&ns, "broken", "True", "TLSSecretReady");
+    s.set_condition("broken", "True", "TLSSecretReady");
     eventually(VISIBLE_WITHIN, "fixed node exported as 1", || {
-        (stack.ready(&ns, "broken") == Some(1.0)).then_some(())
+        (s.ready("broken") == Some(1.0)).then_some(())
     });
     eventually(
         VISIBLE_WITHIN,
         "one status series per node after a reason change",
         || {
-            let s = stack.query(&format!(
+            let series = s.query(&format!(
                 "seinode_sidecar_tls_secret_status{{namespace=\"{ns}\",name=\"broken\"}}"
             ));
-            (s.len() == 1 && s[0].0["reason"] == "TLSSecretReady").then_some(())
+            (series.len() == 1 && series[0].0["reason"] == "TLSSecretReady").then_some(())
         },
     );
 
     // Delete: every series of the node stops matching long before the 5-minute lookback.
-    stack.delete_seinode(&ns, "broken");
+    s.delete_seinode("broken");
     let deleted_at = Instant::now();
     eventually(
         VISIBLE_WITHIN,
         "deleted node's series stop matching",
         || {
-            stack
-                .query(&format!("{{namespace=\"{ns}\",name=\"broken\"}}"))
+            s.query(&format!("{{namespace=\"{ns}\",name=\"broken\"}}"))
                 .is_empty()
                 .then_some(())
         },
     );
-    report_figure(
-        &stack,
-        &format!(
-            "pipeline: deleted SeiNode's series stopped matching after {:.1?}",
-            deleted_at.elapsed()
-        ),
-    );
+    s.figure(&format!(
+        "pipeline: deleted SeiNode's series stopped matching after {:.1?}",
+        deleted_at.elapsed()
+    ));
     // ... because the watcher sent staleness markers, not because anything timed out.
     eventually(VISIBLE_WITHIN, "staleness markers counted", || {
-        let sent = stack.query_one(&format!(
+        let sent = s.query_one(&format!(
             "sei_condition_watcher_staleness_markers_total{{instance=\"{}\"}}",
             watcher.instance
         ));
@@ -169,21 +163,10 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn check_command_reports_the_table_and_exit_code() {
-    let stack = Stack::get();
-    let ns = stack.namespace("check");
-    stack.seinode(&ns, "a", true);
-    stack.set_condition(&ns, "a", "True", "TLSSecretReady");
-    let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"))
-            .args(["check", "--kubeconfig"])
-            .arg(stack.kubeconfig())
-            .args(["-n", &ns])
-            .output()
-            .unwrap()
-    };
-    let out = run();
+    let s = Scenario::new("check");
+    s.seinode_with("a", "True", "TLSSecretReady");
+    let out = s.check(s.ns());
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("KIND"), "{table}");
@@ -193,9 +176,8 @@ fn check_command_reports_the_table_and_exit_code() {
         "only the header: nothing needs attention\n{table}"
     );
 
-    stack.seinode(&ns, "b", true);
-    stack.set_condition(&ns, "b", "False", "TLSSecretSANsMismatch");
-    let out = run();
+    s.seinode_with("b", "False", "TLSSecretSANsMismatch");
+    let out = s.check(s.ns());
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -212,9 +194,9 @@ fn check_command_reports_the_table_and_exit_code() {
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn bad_configuration_fails_with_one_clear_line() {
-    let stack = Stack::get();
+    let s = Scenario::new("bad-config");
+    let kubeconfig = s.stack().kubeconfig();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["--otlp-endpoint", "not a url"],
@@ -227,13 +209,9 @@ fn bad_configuration_fails_with_one_clear_line() {
         (vec!["--context", "no-such-context"], "no-such-context"),
     ];
     for (args, expected) in cases {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sei-condition-watcher"))
-            .arg("--kubeconfig")
-            .arg(stack.kubeconfig())
-            .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
-            .args(&args)
-            .output()
-            .unwrap();
+        let mut all = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
+        all.extend(&args);
+        let out = run_watcher(&all, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
@@ -250,22 +228,16 @@ fn bad_configuration_fails_with_one_clear_line() {
 }
 
 #[test]
-#[ignore = "needs the local stack: run tests/run"]
 fn unreachable_api_server_and_tls_to_plaintext_collector_are_one_clear_line_each() {
-    let stack = Stack::get();
+    let s = Scenario::new("tls-mismatch");
     // An API server address where nothing listens: the watcher keeps retrying, says so once.
-    let kubeconfig = stack.dir.join("unreachable.kubeconfig");
-    let text = std::fs::read_to_string(stack.kubeconfig()).unwrap();
-    let text = text.replace(
-        &format!("127.0.0.1:{}", stack.port("APISERVER_PORT")),
-        &format!("127.0.0.1:{}", free_port()),
-    );
-    std::fs::write(&kubeconfig, text).unwrap();
-    let mut unreachable = Watcher::start(
-        &stack,
-        "unreachable-api",
-        &["--kubeconfig", kubeconfig.to_str().unwrap()],
-    );
+    let kubeconfig = s.stack().kubeconfig_via(free_port(), "unreachable");
+    let mut unreachable = s
+        .watcher()
+        .instance("unreachable-api")
+        .cluster_wide()
+        .kubeconfig(&kubeconfig)
+        .start();
     eventually(
         Duration::from_secs(20),
         "a line saying the API server cannot be reached",
@@ -291,43 +263,19 @@ fn unreachable_api_server_and_tls_to_plaintext_collector_are_one_clear_line_each
     assert!(unreachable.terminate().success());
 
     // https:// to the plaintext collector: the TLS handshake fails, each export says so.
-    let ns = stack.namespace("tls-mismatch");
-    let tls_endpoint = format!("https://127.0.0.1:{}", stack.port("OTLP_GRPC_PORT"));
-    let mut mismatch = Watcher::start(
-        &stack,
-        "tls-mismatch",
-        &[
-            "--namespace",
-            &ns,
-            "--otlp-endpoint",
-            &tls_endpoint,
-            "--export-timeout",
-            "2s",
-        ],
-    );
-    eventually(
-        Duration::from_secs(30),
-        "a line saying the export failed",
-        || {
-            mismatch
-                .log_text()
-                .contains("OTLP export to the collector failed")
-                .then_some(())
-        },
-    );
-    std::thread::sleep(Duration::from_secs(5));
-    let lines: Vec<String> = mismatch
-        .log_text()
-        .lines()
-        .filter(|l| l.contains("OTLP export to the collector failed"))
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(lines.len(), 1, "rate-limited to one line: {lines:?}");
-    eprintln!("TLS to a plaintext collector logs: {}", lines[0]);
+    let tls_endpoint = format!("https://127.0.0.1:{}", Stack::env("OTLP_GRPC_PORT"));
+    let mut mismatch = s
+        .watcher()
+        .instance("tls-mismatch")
+        .otlp_endpoint(&tls_endpoint)
+        .args(["--export-timeout", "2s"])
+        .start();
+    // Rate-limited to one line.
+    let line = mismatch.one_export_failure(Duration::from_secs(5));
+    eprintln!("TLS to a plaintext collector logs: {line}");
     assert!(
-        lines[0].contains("the collector does not speak TLS on this port"),
-        "{}",
-        lines[0]
+        line.contains("the collector does not speak TLS on this port"),
+        "{line}"
     );
     assert!(mismatch.is_running());
     assert!(mismatch.terminate().success());

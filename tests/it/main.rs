@@ -1,0 +1,32 @@
+//! The integration tests, in one binary: one module per area, and the harness they share.
+//!
+//! Tests that need the local stack (a real API server, collector, Prometheus, Alertmanager)
+//! are compiled with the `stack-tests` feature only: `tests/run` starts a stack and runs
+//! `cargo test --features stack-tests`; a plain `cargo test` runs the rest.
+
+mod harness;
+
+#[cfg(feature = "stack-tests")]
+mod alertmanager_inhibit;
+#[cfg(feature = "stack-tests")]
+mod api_server_lifecycle;
+#[cfg(feature = "stack-tests")]
+mod conditions;
+mod crd_compat;
+mod dashboard;
+mod deploy;
+mod docs;
+#[cfg(feature = "stack-tests")]
+mod e2e;
+#[cfg(feature = "stack-tests")]
+mod faults;
+mod generated_files;
+#[cfg(feature = "stack-tests")]
+mod image;
+mod odd_inputs;
+mod otlp_auth;
+mod otlp_tls;
+#[cfg(feature = "stack-tests")]
+mod pipeline;
+#[cfg(feature = "stack-tests")]
+mod trust;
