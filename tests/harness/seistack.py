@@ -6,13 +6,15 @@ notifications its webhook received. Standard library only.
 Python, not a Rust xtask: the bench (tests/bench/compare, populate.py) and the webhook
 receiver are Python and poll Prometheus in tight loops, where a subprocess per query would
 cost more than the latency being measured; the demo (bash) and the Rust tests are occasional
-callers, for whom one `python3` start per call is cheap. So the hot callers import this
-module and the rest run its command line:
+callers, for whom one `python3` start per call is cheap, or who keep one `serve` process
+open. So the hot callers import this module and the rest run its command line:
 
     seistack.py free-port [N]            N free loopback ports, one per line
     seistack.py env                      the stack's ports and URLs as one JSON object
-    seistack.py api prometheus|alertmanager PATH [key=value ...]
+    seistack.py api prometheus|alertmanager|URL PATH [key=value ...]
                                          GET PATH; prints the response's `data` as JSON
+    seistack.py post prometheus|alertmanager|URL PATH JSON
+                                         POST the JSON body; prints the answer's JSON
     seistack.py query EXPR               Prometheus instant query: the result list as JSON
     seistack.py show EXPR                the same as `name{labels} value` lines (for people)
     seistack.py seinode NS NAME [--tls] [--status STATUS:REASON]
@@ -28,6 +30,11 @@ module and the rest run its command line:
                                          object a line, oldest first
     seistack.py pages [--alert NAME] [--namespace NS] [--status firing|resolved]
                                          the same as lines for people
+    seistack.py serve                    any of the above, one per stdin line (a JSON list
+                                         of arguments), each answered on one stdout line:
+                                         {"ok": its output} or {"err": what it said}; for
+                                         callers that query in loops (the Rust tests keep
+                                         one per test thread: no start-up per query)
 
 The stack is the one in $SEINODE_STACK_DIR (default /tmp/seinode-stack): `tests/stack/stack
 up` writes its ports to ports.env there, and this module is the one reader of that file
@@ -167,6 +174,14 @@ class Api:
             return body["data"]
         return body
 
+    def post(self, path, body):
+        """POST `body` as JSON to path; returns the answer's JSON, or None when it has none."""
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=self.timeout) as r:
+            text = r.read()
+        return json.loads(text) if text.strip() else None
+
     def query(self, expr):
         """An instant query's result list."""
         return self.get("/api/v1/query", {"query": expr})["result"]
@@ -295,14 +310,23 @@ def _main(argv):
             print(port)
     elif cmd == "env":
         print(json.dumps(Stack().env()))
-    elif cmd == "api":
-        if len(args) < 2 or args[0] not in ("prometheus", "alertmanager"):
-            print("seistack: api needs prometheus|alertmanager and a PATH", file=sys.stderr)
+    elif cmd in ("api", "post"):
+        if len(args) < 2 or not (args[0] in ("prometheus", "alertmanager") or args[0].startswith("http")):
+            print(f"seistack: {cmd} needs prometheus, alertmanager or a URL, and a PATH", file=sys.stderr)
             return 2
-        stack = Stack()
-        api = stack.prometheus() if args[0] == "prometheus" else stack.alertmanager()
-        params = [tuple(a.split("=", 1)) for a in args[2:]]
-        print(json.dumps(api.get(args[1], params)))
+        if args[0].startswith("http"):
+            api = Api(args[0])
+        else:
+            stack = Stack()
+            api = stack.prometheus() if args[0] == "prometheus" else stack.alertmanager()
+        if cmd == "post":
+            if len(args) != 3:
+                print("seistack: post needs a JSON body after the PATH", file=sys.stderr)
+                return 2
+            print(json.dumps(api.post(args[1], json.loads(args[2]))))
+        else:
+            params = [tuple(a.split("=", 1)) for a in args[2:]]
+            print(json.dumps(api.get(args[1], params)))
     elif cmd in ("query", "show"):
         if len(args) != 1:
             print(f"seistack: {cmd} needs one PromQL expression", file=sys.stderr)
@@ -353,5 +377,32 @@ def _main(argv):
     return 0
 
 
+def _serve():
+    """`serve`: one command per stdin line, one JSON answer per stdout line, until EOF."""
+    import contextlib
+    import io
+    import traceback
+    reply_to = sys.stdout
+    for line in sys.stdin:
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            args = json.loads(line)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = _main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+            if not isinstance(e.code, int):
+                err.write(str(e.code))
+        except Exception:  # one failed command is its answer, not the end of the server
+            code = 1
+            err.write(traceback.format_exc())
+        answer = {"ok": out.getvalue()} if code == 0 else {"err": err.getvalue() or out.getvalue()}
+        reply_to.write(json.dumps(answer) + "\n")
+        reply_to.flush()
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["serve"]:
+        sys.exit(_serve())
     sys.exit(_main(sys.argv[1:]))

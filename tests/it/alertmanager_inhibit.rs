@@ -11,9 +11,8 @@
 //! port with its storage in the stack's directory, and posts alerts through the v2 API as
 //! Prometheus does; `status.inhibitedBy` of an alert says whether (and by what) it is muted.
 //!
-//! That Alertmanager is not the stack's, which is all `seistack.py api alertmanager` asks,
-//! and posting alerts is a POST, which it does not do: so this module talks to its own
-//! Alertmanager with ureq (a Rust fallback, until seistack.py takes a URL and a body).
+//! Alerts are posted and read through `seistack.py post/api` with that Alertmanager's URL;
+//! only its readiness probe (a status code, not JSON) is asked directly.
 //!
 //! No test waits for a notification: every test ends well within the routes' 30 s
 //! group_wait, so nothing is sent to the example receivers.
@@ -100,8 +99,7 @@ impl Alertmanager {
                 })
             })
             .collect();
-        ureq::post(format!("{}/api/v2/alerts", self.url))
-            .send_json(&body)
+        seistack::post(&self.url, "/api/v2/alerts", &Value::Array(body))
             .unwrap_or_else(|e| panic!("POST /api/v2/alerts: {e}; log:\n{}", self.log()));
     }
 
@@ -116,12 +114,9 @@ impl Alertmanager {
     /// Every alert Alertmanager holds (active, inhibited or silenced), with its status as
     /// the v2 API computes it at this moment.
     fn alerts(&self) -> Vec<Value> {
-        ureq::get(format!("{}/api/v2/alerts", self.url))
-            .call()
-            .unwrap_or_else(|e| panic!("GET /api/v2/alerts: {e}; log:\n{}", self.log()))
-            .body_mut()
-            .read_json()
-            .expect("Alertmanager answers JSON")
+        let alerts = seistack::get(&self.url, "/api/v2/alerts")
+            .unwrap_or_else(|e| panic!("GET /api/v2/alerts: {e}; log:\n{}", self.log()));
+        serde_json::from_value(alerts).expect("Alertmanager answers a list of alerts")
     }
 
     /// The held alert with exactly these labels, once Alertmanager has it.

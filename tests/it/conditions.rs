@@ -184,19 +184,9 @@ fn text(v: &Value) -> String {
         .to_owned()
 }
 
-/// An RFC 3339 time as Unix seconds.
+/// An RFC 3339 time (a JSON string) as Unix seconds.
 fn seconds(v: &Value) -> f64 {
-    text(v)
-        .parse::<jiff::Timestamp>()
-        .unwrap_or_else(|e| panic!("{v}: {e}"))
-        .as_second() as f64
-}
-
-fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap()
-        .to_string()
+    unix(&text(v))
 }
 
 fn labels_of(series: &[(BTreeMap<String, String>, f64)]) -> BTreeSet<String> {

@@ -145,13 +145,9 @@ impl Scenario {
     /// Sets a SeiNode's SidecarTLSSecretReady condition through the status subresource, as
     /// the controller does, with the current time as its lastTransitionTime.
     pub fn set_condition(&self, name: &str, status: &str, reason: &str) {
-        let status = serde_json::json!({"conditions": [{
-            "type": "SidecarTLSSecretReady", "status": status, "reason": reason,
-            "message": format!("set by test: {reason}"),
-            "lastTransitionTime": super::now_rfc3339(),
-        }]});
+        let patch = seistack::condition("SidecarTLSSecretReady", status, reason);
         self.stack
-            .patch_status(Some(self.ns()), "seinodes.sei.io", name, &status);
+            .patch_status(Some(self.ns()), "seinodes.sei.io", name, &patch["status"]);
     }
 
     pub fn delete_seinode(&self, name: &str) {
@@ -269,11 +265,7 @@ impl Scenario {
 
     /// The alerts the webhook receiver was notified of about the scenario's namespace.
     pub fn notifications(&self) -> Vec<Value> {
-        self.stack
-            .notified_alerts()
-            .into_iter()
-            .filter(|a| a["labels"]["namespace"] == self.ns())
-            .collect()
+        seistack::notifications(Some(self.ns()))
     }
 
     /// Records a measured figure in the run's figures.txt.

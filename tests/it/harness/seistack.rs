@@ -1,29 +1,76 @@
 //! `tests/harness/seistack.py`'s command line: the stack's ports and URLs, free ports,
 //! Prometheus and Alertmanager queries and the SeiNode fixture, written once in Python for
-//! the scripts and these tests. Every call is one `python3` process; its stdout is JSON
-//! (or port numbers), a failure panics with its stderr.
+//! the scripts and these tests. Each test thread keeps one `seistack.py serve` process and
+//! sends it one command per line, so a query in a polling loop costs a request, not a
+//! Python start-up; its answers are JSON (or port numbers), a failure panics with what it
+//! said.
 
-use std::process::Command;
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 #[cfg(feature = "stack-tests")]
 use std::collections::BTreeMap;
 #[cfg(feature = "stack-tests")]
 use std::sync::OnceLock;
 
-#[cfg(feature = "stack-tests")]
 use serde_json::Value;
+
+/// A `seistack.py serve` process; it ends when its stdin closes (the thread's end).
+struct Server {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new("python3")
+            .arg(super::repo_path("tests/harness/seistack.py"))
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs tests/harness/seistack.py serve");
+        Server {
+            stdin: child.stdin.take().expect("stdin"),
+            stdout: BufReader::new(child.stdout.take().expect("stdout")),
+            _child: child,
+        }
+    }
+
+    fn call(&mut self, args: &[&str]) -> std::io::Result<Value> {
+        writeln!(self.stdin, "{}", serde_json::to_string(args).expect("JSON"))?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(serde_json::from_str(&line).expect("seistack.py serve answers JSON"))
+    }
+}
+
+thread_local! {
+    static SERVER: RefCell<Option<Server>> = const { RefCell::new(None) };
+}
 
 /// Runs `seistack.py ARGS`; its stdout, or what it said on stderr when it failed.
 fn try_run(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("python3")
-        .arg(super::repo_path("tests/harness/seistack.py"))
-        .args(args)
-        .output()
-        .expect("python3 runs tests/harness/seistack.py");
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    let answer = SERVER.with(|server| {
+        let mut server = server.borrow_mut();
+        let answer = server.get_or_insert_with(Server::start).call(args);
+        if answer.is_err() {
+            // It died (it should not): the next call starts another.
+            *server = None;
+        }
+        answer
+    });
+    let answer = answer.unwrap_or_else(|e| panic!("seistack.py serve {args:?}: {e}"));
+    match (&answer["ok"], &answer["err"]) {
+        (Value::String(out), _) => Ok(out.clone()),
+        (_, Value::String(err)) => Err(err.clone()),
+        _ => panic!("seistack.py serve {args:?}: unexpected answer {answer}"),
     }
-    Ok(String::from_utf8(out.stdout).expect("seistack.py prints UTF-8"))
 }
 
 /// Runs `seistack.py ARGS`, which must succeed; its stdout.
@@ -131,4 +178,38 @@ pub fn seinode(ns: &str, name: &str, tls: bool, status: Option<(&str, &str)>) ->
         args.extend(["--status", status]);
     }
     json(&args)
+}
+
+/// `seistack.py api URL PATH`: a GET of any JSON API (an Alertmanager a test started, say).
+#[cfg(feature = "stack-tests")]
+pub fn get(url: &str, path: &str) -> Result<Value, String> {
+    try_json(&["api", url, path])
+}
+
+/// `seistack.py post URL PATH JSON`: a POST of `body`; the answer's JSON (null if empty).
+#[cfg(feature = "stack-tests")]
+pub fn post(url: &str, path: &str, body: &Value) -> Result<Value, String> {
+    try_json(&["post", url, path, &body.to_string()])
+}
+
+/// `seistack.py condition TYPE STATUS REASON`: the status merge patch a controller writes
+/// to set one condition, its lastTransitionTime now (`{"status": {"conditions": [...]}}`).
+#[cfg(feature = "stack-tests")]
+pub fn condition(type_: &str, status: &str, reason: &str) -> Value {
+    let message = format!("set by test: {reason}");
+    json(&["condition", type_, status, reason, "--message", &message])
+}
+
+/// `seistack.py notifications [--namespace NS]`: the alerts the stack's webhook receiver
+/// was notified of (of one namespace), oldest first, one per alert per notification.
+#[cfg(feature = "stack-tests")]
+pub fn notifications(namespace: Option<&str>) -> Vec<Value> {
+    let mut args = vec!["notifications"];
+    if let Some(ns) = namespace {
+        args.extend(["--namespace", ns]);
+    }
+    run(&args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }

@@ -250,22 +250,6 @@ impl Stack {
         bin
     }
 
-    /// Every alert of every notification the stack's webhook receiver got so far.
-    pub fn notified_alerts(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.dir.join("webhook/notifications.jsonl"))
-            .unwrap_or_default();
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .flat_map(|l| {
-                let mut n: Value = serde_json::from_str(l).expect("a JSON notification");
-                match n["alerts"].take() {
-                    Value::Array(alerts) => alerts,
-                    other => panic!("a notification without alerts: {other}"),
-                }
-            })
-            .collect()
-    }
-
     /// Records a measured figure: printed, and appended to the stack's figures.txt, which
     /// tests/run prints at the end of a run.
     pub fn figure(&self, line: &str) {
