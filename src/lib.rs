@@ -185,15 +185,15 @@ pub async fn run(
         shutdown,
     )
     .await;
-    match ended {
-        Some(stage) => error!(
-            "the {stage} ended unexpectedly: exporting once more, then exiting with an error"
-        ),
-        None => info!("shutdown requested: exporting once more"),
-    }
     let result = match ended {
-        Some(stage) => Err(Error::StageEnded(stage)),
-        None => Ok(()),
+        Some(stage) => {
+            error!("the {stage} ended unexpectedly: stopping, then exiting with an error");
+            Err(Error::StageEnded(stage))
+        }
+        None => {
+            info!("shutdown requested: exporting once more");
+            Ok(())
+        }
     };
     let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
     let _ = stop_tx.send(true);

@@ -18,6 +18,7 @@ pub trait Label: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
 }
 
 /// Defines a label enum: its variants with their metric values, `as_str`, `ALL`, Display.
+/// Also used for the export kinds of the failure log (`export/failures.rs`).
 macro_rules! label {
     ($(#[$doc:meta])* $name:ident: $key:literal { $($(#[$vdoc:meta])* $variant:ident = $value:literal,)+ }) => {
         $(#[$doc])*
@@ -52,6 +53,8 @@ macro_rules! label {
         }
     };
 }
+
+pub(crate) use label;
 
 label! {
     /// Kinds of watch events, as the `event` label.

@@ -16,36 +16,20 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::hint::export_hint;
+use crate::stats::{label, Label};
 
 /// How often a persisting export failure is logged again at `warn`: an outage costs a line
 /// every few minutes, not one per export.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(300);
 
-/// What kind of export failed: one of the object exports, or the SDK's export of the
-/// self-metrics (the `export` field of the log lines).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failing {
-    Full,
-    Changes,
-    Retire,
-    SelfMetrics,
-}
-
-impl Failing {
-    pub const ALL: [Failing; 4] = [
-        Failing::Full,
-        Failing::Changes,
-        Failing::Retire,
-        Failing::SelfMetrics,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Failing::Full => "full",
-            Failing::Changes => "changes",
-            Failing::Retire => "retire",
-            Failing::SelfMetrics => "self",
-        }
+label! {
+    /// What kind of export failed: one of the object exports, or the SDK's export of the
+    /// self-metrics (the `export` field of the log lines).
+    Failing: "export" {
+        Full = "full",
+        Changes = "changes",
+        Retire = "retire",
+        SelfMetrics = "self",
     }
 }
 
@@ -76,7 +60,7 @@ impl FailureLog {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.began.get_or_insert(now);
-        state.since[kind as usize].get_or_insert(now);
+        state.since[kind.position()].get_or_insert(now);
         if state
             .last_logged
             .is_some_and(|at| now.duration_since(at) < LOG_INTERVAL)
@@ -103,7 +87,7 @@ impl FailureLog {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut was_failing = false;
         for k in std::iter::once(kind).chain(covers.iter().copied()) {
-            was_failing |= state.since[k as usize].take().is_some();
+            was_failing |= state.since[k.position()].take().is_some();
         }
         if !was_failing || state.since.iter().any(Option::is_some) {
             // Nothing was failing, or another kind still fails (a full export refused while
