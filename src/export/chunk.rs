@@ -7,17 +7,14 @@
 //!        value and the old pair's marker) always lands in Prometheus at one timestamp
 //! ```
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::metrics::v1 as proto;
-use prost::Message;
-
 use super::encode::{points_of, Builder, Encoder, ObjectUpdate};
 
 /// One request and which updates (by position in the input) it carries. Updates with no
 /// point may fall outside every chunk: they need no delivery.
 #[derive(Debug)]
 pub struct Chunk {
-    pub request: ExportMetricsServiceRequest,
+    /// An `ExportMetricsServiceRequest`, encoded.
+    pub request: bytes::Bytes,
     pub objects: std::ops::Range<usize>,
     /// Staleness markers in this request.
     pub markers: usize,
@@ -60,8 +57,8 @@ impl Encoder {
         let markers = builder.markers;
         let request = self.request(builder);
         Chunk {
-            bytes: request.encoded_len(),
-            request,
+            bytes: request.len(),
+            request: request.into(),
             objects,
             markers,
         }
@@ -86,8 +83,7 @@ impl Chunker<'_> {
     pub fn push(&mut self, update: &ObjectUpdate<'_>) -> Option<Chunk> {
         let i = self.next;
         self.next += 1;
-        let points = points_of(update, self.now_nanos);
-        let size: usize = points.iter().map(|(_, _, p)| p.encoded_len() + 4).sum();
+        let size: usize = points_of(update).map(|p| p.encoded_len()).sum();
         let mut done = None;
         if self.builder.bytes > 0 && self.builder.bytes + size > self.budget {
             let builder = std::mem::take(&mut self.builder);
@@ -95,11 +91,8 @@ impl Chunker<'_> {
             self.first = i;
         }
         self.builder.bytes += size;
-        for (metric, unit, point) in points {
-            if point.flags & proto::DataPointFlags::NoRecordedValueMask as u32 != 0 {
-                self.builder.markers += 1;
-            }
-            self.builder.push(metric, unit, point);
+        for point in points_of(update) {
+            self.builder.push(&point, self.now_nanos);
         }
         done
     }
@@ -113,8 +106,6 @@ impl Chunker<'_> {
 
 #[cfg(test)]
 mod tests {
-    use prost::Message;
-
     use crate::export::encode::tests::{encoder, gauge, key, metrics};
     use crate::export::encode::ObjectUpdate;
     use crate::export::series::Series;
@@ -149,7 +140,7 @@ mod tests {
         let mut points = 0;
         for c in &chunks {
             assert!(c.bytes <= max, "{} > {max}", c.bytes);
-            assert_eq!(c.bytes, c.request.encoded_len());
+            assert_eq!(c.bytes, c.request.len());
             assert_eq!(c.objects.start, next, "contiguous, every object once");
             next = c.objects.end;
             points += metrics(c).iter().map(|m| gauge(m).len()).sum::<usize>();

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-
 use crate::conditions::Condition;
 use crate::export::names;
 use crate::export::objects::{ExportKind, ObjectExporter, Sink};
@@ -310,7 +308,7 @@ struct FlipDuringSend {
 }
 
 impl Sink for FlipDuringSend {
-    async fn send(&mut self, request: ExportMetricsServiceRequest) -> Result<(), tonic::Status> {
+    async fn send(&mut self, request: bytes::Bytes) -> Result<(), tonic::Status> {
         if !self.flipped {
             self.flipped = true;
             let mut index = self.shared.index_mut();

@@ -1,11 +1,11 @@
-//! Encodes object series straight into OTLP protobuf (opentelemetry-proto): each value
-//! and staleness marker of an object becomes a gauge point with its labels, grouped by
-//! metric under the watcher's resource and scope. Cutting the points into requests under a
-//! byte budget is `chunk.rs`.
+//! Encodes object series into OTLP protobuf bytes: each value and staleness marker of an
+//! object becomes a gauge point with its labels, grouped by metric under the watcher's
+//! resource and scope. Cutting the points into requests under a byte budget is `chunk.rs`;
+//! the wire format itself is `wire.rs`.
 //!
 //! ```text
-//!   ObjectUpdate { key, values, stale } ──points_of──▶ [(metric, unit, point)]
-//!       ──Builder (one metric per name)──▶ Encoder::request ──▶ ExportMetricsServiceRequest
+//!   ObjectUpdate { key, values, stale } ──labels_of──▶ (metric, unit, labels, value)
+//!       ──Builder (the points' bytes, one buffer per metric)──▶ Encoder::request ──▶ bytes
 //! ```
 //!
 //! A marker is a gauge point flagged `FLAG_NO_RECORDED_VALUE`, which the collector's
@@ -13,16 +13,14 @@
 //! flag, and its observable instruments cap and preallocate series per instrument, which is
 //! why object series do not go through it (docs/architecture.md).
 
-use std::collections::HashMap;
-
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::metrics::v1 as proto;
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
+use prost::Message;
 
 pub use super::chunk::{Chunk, Chunker};
 use super::names;
 use super::series::Series;
+use super::wire;
 use crate::index::ObjectKey;
 use crate::resource::WatchedResource;
 
@@ -62,27 +60,55 @@ impl Encoder {
         });
     }
 
-    /// The request that carries `builder`'s metrics, with the watcher's resource and scope.
-    pub(super) fn request(&self, builder: Builder) -> ExportMetricsServiceRequest {
-        ExportMetricsServiceRequest {
-            resource_metrics: vec![proto::ResourceMetrics {
-                resource: Some(self.resource.clone()),
-                scope_metrics: vec![proto::ScopeMetrics {
-                    scope: Some(self.scope.clone()),
-                    metrics: builder.metrics,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
+    /// The request that carries `builder`'s metrics, with the watcher's resource and scope,
+    /// as protobuf bytes.
+    pub(super) fn request(&self, builder: Builder) -> Vec<u8> {
+        let resource = self.resource.encode_to_vec();
+        let scope = self.scope.encode_to_vec();
+        let metric_len = |m: &MetricPoints| {
+            wire::field_len(m.name.len())
+                + if m.unit.is_empty() {
+                    0
+                } else {
+                    wire::field_len(m.unit.len())
+                }
+                + wire::field_len(m.points.len())
+        };
+        let scope_metrics = wire::field_len(scope.len())
+            + builder
+                .metrics
+                .iter()
+                .map(|m| wire::field_len(metric_len(m)))
+                .sum::<usize>();
+        let resource_metrics = wire::field_len(resource.len()) + wire::field_len(scope_metrics);
+        let mut out = Vec::with_capacity(wire::field_len(resource_metrics));
+        wire::open(&mut out, wire::FIRST, resource_metrics);
+        wire::bytes_field(&mut out, wire::FIRST, &resource);
+        wire::open(&mut out, wire::SECOND, scope_metrics);
+        wire::bytes_field(&mut out, wire::FIRST, &scope);
+        for m in &builder.metrics {
+            wire::open(&mut out, wire::SECOND, metric_len(m));
+            wire::bytes_field(&mut out, wire::FIRST, m.name.as_bytes());
+            if !m.unit.is_empty() {
+                wire::bytes_field(&mut out, wire::UNIT, m.unit.as_bytes());
+            }
+            wire::bytes_field(&mut out, wire::GAUGE, &m.points);
         }
+        out
     }
+}
+
+/// One metric of a request being built: its encoded points so far.
+struct MetricPoints {
+    name: String,
+    unit: &'static str,
+    points: Vec<u8>,
 }
 
 /// The metrics of one request, one per name, and what they hold so far.
 #[derive(Default)]
 pub(super) struct Builder {
-    metrics: Vec<proto::Metric>,
-    by_name: HashMap<String, usize>,
+    metrics: Vec<MetricPoints>,
     /// Size of the points so far (the budget is checked on points).
     pub(super) bytes: usize,
     /// Staleness markers so far.
@@ -90,91 +116,103 @@ pub(super) struct Builder {
 }
 
 impl Builder {
-    pub(super) fn push(&mut self, name: &str, unit: &'static str, point: proto::NumberDataPoint) {
-        let at = match self.by_name.get(name) {
-            Some(at) => *at,
+    /// Appends one point (a marker if `value` is `None`) to its metric.
+    pub(super) fn push(&mut self, point: &PointOf<'_>, now_nanos: u64) {
+        let at = match self.metrics.iter().position(|m| m.name == point.metric) {
+            Some(at) => at,
             None => {
-                self.metrics.push(proto::Metric {
-                    name: name.to_owned(),
-                    unit: unit.to_owned(),
-                    data: Some(proto::metric::Data::Gauge(proto::Gauge::default())),
-                    ..Default::default()
+                self.metrics.push(MetricPoints {
+                    name: point.metric.to_owned(),
+                    unit: point.unit,
+                    points: Vec::new(),
                 });
-                self.by_name.insert(name.to_owned(), self.metrics.len() - 1);
                 self.metrics.len() - 1
             }
         };
-        if let Some(proto::metric::Data::Gauge(g)) = &mut self.metrics[at].data {
-            g.data_points.push(point);
+        wire::point(
+            &mut self.metrics[at].points,
+            point.labels(),
+            now_nanos,
+            point.value,
+        );
+        if point.value.is_none() {
+            self.markers += 1;
         }
     }
 }
 
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_owned())),
-        }),
-        ..Default::default()
+/// One point of an object: its metric, unit, labels and value (`None`: a marker).
+pub(super) struct PointOf<'a> {
+    pub(super) metric: &'a str,
+    pub(super) unit: &'static str,
+    labels: [(&'static str, &'a str); 5],
+    count: usize,
+    pub(super) value: Option<i64>,
+}
+
+impl<'a> PointOf<'a> {
+    pub(super) fn labels(&self) -> &[(&'static str, &'a str)] {
+        &self.labels[..self.count]
+    }
+
+    /// Size of the point as a `data_points` entry.
+    pub(super) fn encoded_len(&self) -> usize {
+        wire::field_len(wire::point_len(self.labels(), self.value))
     }
 }
 
-/// (metric name, unit, point) for every value and marker of one object.
-pub(super) fn points_of<'a>(
-    update: &'a ObjectUpdate<'_>,
-    now_nanos: u64,
-) -> Vec<(&'a str, &'static str, proto::NumberDataPoint)> {
+/// Every value and marker of one object, as points.
+pub(super) fn points_of<'a>(update: &'a ObjectUpdate<'_>) -> impl Iterator<Item = PointOf<'a>> {
     let values = update.values.iter().map(|(s, v)| (s, Some(*v)));
     let stale = update.stale.iter().map(|s| (s, None));
-    values
-        .chain(stale)
-        .map(|(series, value)| {
-            let mut attributes = vec![kv("name", &update.key.name)];
-            if !update.key.namespace.is_empty() {
-                attributes.push(kv("namespace", &update.key.namespace));
+    values.chain(stale).map(move |(series, value)| {
+        let r = update.resource;
+        let mut labels = [("", ""); 5];
+        labels[0] = ("name", &*update.key.name);
+        let mut count = 1;
+        if !update.key.namespace.is_empty() {
+            labels[1] = ("namespace", &*update.key.namespace);
+            count = 2;
+        }
+        let mut add = |key: &'static str, value: &'a str| {
+            labels[count] = (key, value);
+            count += 1;
+        };
+        let (metric, unit): (&str, &'static str) = match series {
+            Series::Condition {
+                type_,
+                status,
+                reason,
+            } => {
+                add("type", type_);
+                add("status", status.as_str());
+                add("reason", reason);
+                (&r.condition_metric, "")
             }
-            let r = update.resource;
-            let (metric, unit): (&str, &'static str) = match series {
-                Series::Condition {
-                    type_,
-                    status,
-                    reason,
-                } => {
-                    attributes.push(kv("type", type_));
-                    attributes.push(kv("status", status.as_str()));
-                    attributes.push(kv("reason", reason));
-                    (&r.condition_metric, "")
-                }
-                Series::Since { type_ } => {
-                    attributes.push(kv("type", type_));
-                    (&r.since_metric, "s")
-                }
-                Series::Outdated { type_ } => {
-                    attributes.push(kv("type", type_));
-                    (&r.outdated_metric, "")
-                }
-                Series::TlsReady => (names::READY, ""),
-                Series::TlsStatus { status, reason } => {
-                    attributes.push(kv("status", status.as_str()));
-                    attributes.push(kv("reason", reason));
-                    (names::STATUS, "")
-                }
-                Series::TlsSince => (names::LAST_TRANSITION, "s"),
-            };
-            let point = proto::NumberDataPoint {
-                attributes,
-                time_unix_nano: now_nanos,
-                value: value.map(proto::number_data_point::Value::AsInt),
-                flags: match value {
-                    Some(_) => 0,
-                    None => proto::DataPointFlags::NoRecordedValueMask as u32,
-                },
-                ..Default::default()
-            };
-            (metric, unit, point)
-        })
-        .collect()
+            Series::Since { type_ } => {
+                add("type", type_);
+                (&r.since_metric, "s")
+            }
+            Series::Outdated { type_ } => {
+                add("type", type_);
+                (&r.outdated_metric, "")
+            }
+            Series::TlsReady => (names::READY, ""),
+            Series::TlsStatus { status, reason } => {
+                add("status", status.as_str());
+                add("reason", reason);
+                (names::STATUS, "")
+            }
+            Series::TlsSince => (names::LAST_TRANSITION, "s"),
+        };
+        PointOf {
+            metric,
+            unit,
+            labels,
+            count,
+            value,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 use super::*;
 use crate::resource::{ResourceId, ResourceSpec};
 use crate::seinode::ConditionStatus;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1 as proto;
 use std::sync::Arc;
 
 pub(crate) fn encoder(max: usize) -> Encoder {
@@ -45,8 +48,9 @@ fn attrs(p: &proto::NumberDataPoint) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(crate) fn metrics(chunk: &Chunk) -> &[proto::Metric] {
-    &chunk.request.resource_metrics[0].scope_metrics[0].metrics
+pub(crate) fn metrics(chunk: &Chunk) -> Vec<proto::Metric> {
+    let request = ExportMetricsServiceRequest::decode(&chunk.request[..]).unwrap();
+    request.resource_metrics[0].scope_metrics[0].metrics.clone()
 }
 
 pub(crate) fn gauge(m: &proto::Metric) -> &[proto::NumberDataPoint] {
@@ -140,4 +144,133 @@ fn cluster_scoped_objects_have_no_namespace_and_units_are_set() {
             ("type".into(), "Ready".into())
         ]
     );
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The bytes written by hand are the bytes prost writes for the same request: values and
+/// markers, units, a namespaced and a cluster-scoped object, the resource and the scope.
+#[test]
+fn the_wire_bytes_are_prosts() {
+    let seinode = ResourceSpec::defaults()[0].known().unwrap();
+    let mut enc = encoder(1 << 20);
+    enc.resource
+        .attributes
+        .push(kv("service.name", "sei-condition-watcher"));
+    enc.scope.name = "sei-condition-watcher".into();
+    enc.set_instance("replica-0");
+    let namespaced = key("validator-0");
+    let cluster = ObjectKey {
+        namespace: Arc::from(""),
+        ..key("cluster-wide")
+    };
+    let updates = [
+        ObjectUpdate {
+            key: &namespaced,
+            resource: &seinode,
+            values: vec![
+                (cond(ConditionStatus::False, "SigningKeyInvalid"), 1),
+                (
+                    Series::Since {
+                        type_: "SigningKeyReady".into(),
+                    },
+                    1_700_000_000,
+                ),
+                (Series::TlsReady, 0),
+            ],
+            stale: vec![cond(ConditionStatus::True, "SigningKeyValidated")],
+        },
+        ObjectUpdate {
+            key: &cluster,
+            resource: &seinode,
+            values: vec![(cond(ConditionStatus::Unknown, ""), 1)],
+            stale: vec![Series::TlsSince],
+        },
+    ];
+    let now = 1_764_547_200_123_456_789;
+    let chunks = enc.encode(&updates, now);
+    assert_eq!(chunks.len(), 1);
+    let point = |labels: &[(&str, &str)], value: Option<i64>| proto::NumberDataPoint {
+        attributes: labels.iter().map(|(k, v)| kv(k, v)).collect(),
+        time_unix_nano: now,
+        value: value.map(proto::number_data_point::Value::AsInt),
+        flags: if value.is_some() { 0 } else { 1 },
+        ..Default::default()
+    };
+    let metric = |name: &str, unit: &str, points| proto::Metric {
+        name: name.into(),
+        unit: unit.into(),
+        data: Some(proto::metric::Data::Gauge(proto::Gauge {
+            data_points: points,
+        })),
+        ..Default::default()
+    };
+    let v0 = [("name", "validator-0"), ("namespace", "ns")];
+    let cond_labels = |base: &[(&'static str, &'static str)], status, reason| {
+        let mut l = base.to_vec();
+        l.extend([
+            ("type", "SigningKeyReady"),
+            ("status", status),
+            ("reason", reason),
+        ]);
+        l
+    };
+    let expected = ExportMetricsServiceRequest {
+        resource_metrics: vec![proto::ResourceMetrics {
+            resource: Some(enc.resource.clone()),
+            scope_metrics: vec![proto::ScopeMetrics {
+                scope: Some(enc.scope.clone()),
+                metrics: vec![
+                    metric(
+                        "seinode_status_condition",
+                        "",
+                        vec![
+                            point(&cond_labels(&v0, "False", "SigningKeyInvalid"), Some(1)),
+                            point(&cond_labels(&v0, "True", "SigningKeyValidated"), None),
+                            point(
+                                &cond_labels(&[("name", "cluster-wide")], "Unknown", ""),
+                                Some(1),
+                            ),
+                        ],
+                    ),
+                    metric(
+                        "seinode_status_condition_last_transition_timestamp_seconds",
+                        "s",
+                        vec![point(
+                            &[v0[0], v0[1], ("type", "SigningKeyReady")],
+                            Some(1_700_000_000),
+                        )],
+                    ),
+                    metric(names::READY, "", vec![point(&v0, Some(0))]),
+                    metric(
+                        names::LAST_TRANSITION,
+                        "s",
+                        vec![point(&[("name", "cluster-wide")], None)],
+                    ),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    assert_eq!(
+        ExportMetricsServiceRequest::decode(&chunks[0].request[..]).unwrap(),
+        expected,
+        "decodes to the request prost would build"
+    );
+    assert_eq!(
+        &chunks[0].request[..],
+        &expected.encode_to_vec()[..],
+        "byte for byte"
+    );
+    assert_eq!(chunks[0].bytes, expected.encoded_len());
+    assert_eq!(chunks[0].markers, 2);
 }

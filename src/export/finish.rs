@@ -61,8 +61,6 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-
     use super::FinalExport;
     use crate::export::objects::{ExportKind, ObjectExporter, Sink};
     use crate::export::testkit::Harness;
@@ -96,7 +94,7 @@ mod tests {
     struct Silent;
 
     impl Sink for Silent {
-        async fn send(&mut self, _: ExportMetricsServiceRequest) -> Result<(), tonic::Status> {
+        async fn send(&mut self, _: bytes::Bytes) -> Result<(), tonic::Status> {
             std::future::pending().await
         }
     }

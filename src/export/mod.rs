@@ -39,6 +39,7 @@ mod standby;
 mod targets;
 #[cfg(test)]
 mod testkit;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

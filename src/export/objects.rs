@@ -24,7 +24,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use tracing::info;
 
 use super::encode::Encoder;
@@ -74,11 +73,12 @@ pub struct Report {
     pub bytes: usize,
 }
 
-/// Where encoded requests go: the collector, or a recorder in tests.
+/// Where encoded requests go: the collector, or a recorder in tests. A request is an
+/// encoded `ExportMetricsServiceRequest` (encode.rs).
 pub trait Sink: Send {
     fn send(
         &mut self,
-        request: ExportMetricsServiceRequest,
+        request: bytes::Bytes,
     ) -> impl std::future::Future<Output = Result<(), tonic::Status>> + Send;
 }
 

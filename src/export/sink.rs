@@ -1,9 +1,11 @@
-//! The collector's OTLP metrics service as a [`Sink`] for object series.
+//! The collector's OTLP metrics service as a [`Sink`] for object series: the requests come
+//! encoded (encode.rs), so the call is made with a codec that sends bytes as they are.
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use bytes::{BufMut, Bytes};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
 use super::headers::Headers;
@@ -13,14 +15,14 @@ use super::objects::Sink;
 /// configured headers (`OTEL_EXPORTER_OTLP_HEADERS`) on every request.
 #[derive(Clone)]
 pub struct GrpcSink {
-    client: MetricsServiceClient<Channel>,
+    client: tonic::client::Grpc<Channel>,
     timeout: Duration,
     headers: Headers,
 }
 
 impl GrpcSink {
     pub fn new(channel: Channel, timeout: Duration, gzip: bool) -> Self {
-        let mut client = MetricsServiceClient::new(channel)
+        let mut client = tonic::client::Grpc::new(channel)
             // The collector enforces its own receive limit; the watcher's requests are cut
             // below --max-request-bytes before they get here.
             .max_encoding_message_size(usize::MAX);
@@ -45,13 +47,17 @@ impl GrpcSink {
 }
 
 impl Sink for GrpcSink {
-    async fn send(&mut self, request: ExportMetricsServiceRequest) -> Result<(), tonic::Status> {
+    async fn send(&mut self, request: Bytes) -> Result<(), tonic::Status> {
         let mut request = tonic::Request::new(request);
         request.set_timeout(self.timeout);
         self.headers.apply(request.metadata_mut());
+        self.client
+            .ready()
+            .await
+            .map_err(|e| tonic::Status::unknown(format!("collector connection: {e}")))?;
         let response = self
             .client
-            .export(request)
+            .unary(request, http::uri::PathAndQuery::from_static(EXPORT), Raw)
             .await
             .map_err(with_cause)?
             .into_inner();
@@ -64,6 +70,48 @@ impl Sink for GrpcSink {
             }
         }
         Ok(())
+    }
+}
+
+const EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+/// Sends an encoded request as it is and decodes the collector's answer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Bytes;
+    type Decode = ExportMetricsServiceResponse;
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = ExportMetricsServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
+        prost::Message::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("the collector's answer: {e}")))
     }
 }
 
