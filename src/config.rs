@@ -130,10 +130,15 @@ pub struct RunArgs {
     /// $OTEL_EXPORTER_OTLP_HEADERS, as `Authorization=Bearer%20<token>`.
     #[arg(long, value_name = "URL", overrides_with = "otlp_endpoint")]
     pub otlp_endpoint: Option<String>,
-    /// Periodic export interval, e.g. 15s. Default: $OTEL_METRIC_EXPORT_INTERVAL
-    /// (milliseconds), then 15s. Changes are also exported within a second.
+    /// Export interval of the watcher's own metrics, e.g. 15s. Default:
+    /// $OTEL_METRIC_EXPORT_INTERVAL (milliseconds), then 15s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub export_interval: Option<Duration>,
+    /// How often every object's series are sent again although nothing changed, spread
+    /// evenly over the interval; changes are sent as they happen. Must stay under
+    /// Prometheus' 5-minute lookback, which forgets a series with no sample in it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_refresh, default_value = "60s")]
+    pub refresh_interval: Duration,
     /// Timeout of one export. Default: $OTEL_EXPORTER_OTLP_METRICS_TIMEOUT or
     /// $OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds), then 10s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -167,7 +172,7 @@ pub struct RunArgs {
     /// `k8s.cluster.name` resource attribute; the collector turns it into a `cluster` label.
     #[arg(long, value_name = "NAME", env = "K8S_CLUSTER_NAME")]
     pub cluster_name: Option<String>,
-    /// Compression of OTLP requests: `gzip` or `none`. Default:
+    /// Compression of OTLP requests: `gzip`, `zstd` or `none`. Default:
     /// $OTEL_EXPORTER_OTLP_METRICS_COMPRESSION, then $OTEL_EXPORTER_OTLP_COMPRESSION, then gzip.
     #[arg(long, value_name = "ALGO")]
     pub otlp_compression: Option<String>,
@@ -214,6 +219,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--refresh-interval`: positive and under Prometheus' 5-minute lookback.
+fn parse_refresh(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d >= Duration::from_secs(300) {
+        return Err(format!(
+            "{text} is not under Prometheus' 5-minute lookback: series would vanish from \
+             queries between refreshes; use at most 4m (60s is the default)"
+        ));
+    }
+    Ok(d)
+}
+
 /// Reads an OpenTelemetry duration variable (milliseconds) from the first of `vars` set.
 fn env_millis(
     env: &dyn Fn(&str) -> Option<String>,
@@ -250,6 +267,7 @@ impl RunArgs {
             None => env_millis(env, &["OTEL_METRIC_EXPORT_INTERVAL"])?
                 .unwrap_or(DEFAULT_EXPORT_INTERVAL),
         };
+        let refresh = self.refresh_interval;
         let timeout = match self.export_timeout {
             Some(d) => d,
             None => env_millis(
@@ -267,14 +285,13 @@ impl RunArgs {
             .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"))
             .or_else(|| env("OTEL_EXPORTER_OTLP_COMPRESSION"))
             .filter(|c| !c.trim().is_empty());
-        let gzip = match compression.as_deref().map(str::trim) {
-            None | Some("gzip") => true,
-            Some("none") => false,
-            Some(other) => {
-                return Err(Error::Config(format!(
-                    "OTLP compression {other:?} is not supported; use gzip or none"
-                )))
-            }
+        let compression = match compression {
+            None => crate::export::Compression::Gzip,
+            Some(text) => crate::export::Compression::parse(&text).ok_or_else(|| {
+                Error::Config(format!(
+                    "OTLP compression {text:?} is not supported; use gzip, zstd or none"
+                ))
+            })?,
         };
         let range = crate::export::MAX_REQUEST_BYTES_RANGE;
         if !range.contains(&self.max_request_bytes) {
@@ -291,11 +308,12 @@ impl RunArgs {
             endpoint: endpoint.trim().to_owned(),
             headers,
             interval,
+            refresh,
             timeout,
             ca_file: self.otlp_ca_file.clone(),
             client_cert_file: self.otlp_client_cert_file.clone(),
             client_key_file: self.otlp_client_key_file.clone(),
-            gzip,
+            compression,
             max_request_bytes: self.max_request_bytes,
             stale_on_shutdown: !self.keep_series_on_shutdown,
         })
@@ -445,26 +463,37 @@ mod tests {
     #[test]
     fn compression_and_request_size() {
         let run = parse(&[]).run;
-        assert!(
-            run.export_config(&env_of(&[])).unwrap().gzip,
+        use crate::export::Compression;
+        let compression = |env| run.export_config(&env).unwrap().compression;
+        assert_eq!(
+            compression(env_of(&[])),
+            Compression::Gzip,
             "gzip by default"
         );
         let env = env_of(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "none")]);
-        assert!(!run.export_config(&env).unwrap().gzip);
+        assert_eq!(compression(env), Compression::None);
         let env = env_of(&[
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
-            ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "zstd"),
         ]);
-        assert!(
-            run.export_config(&env).unwrap().gzip,
+        assert_eq!(
+            compression(env),
+            Compression::Zstd,
             "the metrics variable wins"
         );
-        let env = env_of(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")]);
+        let flag = parse(&["--otlp-compression", "none"]).run;
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip")]);
+        assert_eq!(
+            flag.export_config(&env).unwrap().compression,
+            Compression::None,
+            "the flag wins"
+        );
+        let env = env_of(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "snappy")]);
         assert!(run
             .export_config(&env)
             .unwrap_err()
             .to_string()
-            .contains("gzip or none"));
+            .contains("use gzip, zstd or none"));
         let err = parse(&["--max-request-bytes", "100"])
             .run
             .export_config(&env_of(&[]))

@@ -151,10 +151,11 @@ pub async fn run(
     info!(
         endpoint = %export::channel::redact(&export_config.endpoint),
         interval = ?export_config.interval,
+        refresh = ?export_config.refresh,
         ?resources,
         scopes = ?watch_config.scopes(),
         label_selector = ?watch_config.label_selector,
-        gzip = export_config.gzip,
+        compression = ?export_config.compression,
         headers = ?export_config.headers,
         max_request_bytes = export_config.max_request_bytes,
         "sei-condition-watcher started"
@@ -166,9 +167,9 @@ pub async fn run(
     };
     // The object exporter runs as its own task so that an export in flight is never
     // dropped halfway; it is told to stop, then does the final export below.
-    let interval = export_config.interval;
+    let refresh = export_config.refresh;
     let mut exporting = tokio::spawn(async move {
-        objects.run(interval, stopped(stop_rx)).await;
+        objects.run(refresh, stopped(stop_rx)).await;
         objects
     });
     let election = async {

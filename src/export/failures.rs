@@ -27,6 +27,7 @@ label! {
     /// self-metrics (the `export` field of the log lines).
     Failing: "export" {
         Full = "full",
+        Refresh = "refresh",
         Changes = "changes",
         Retire = "retire",
         SelfMetrics = "self",

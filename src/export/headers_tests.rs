@@ -152,11 +152,12 @@ fn debug_shows_header_keys_and_no_secrets() {
         endpoint: "https://user:hunter2@collector:4317".into(),
         headers,
         interval: std::time::Duration::from_secs(15),
+        refresh: std::time::Duration::from_secs(60),
         timeout: std::time::Duration::from_secs(10),
         ca_file: None,
         client_cert_file: None,
         client_key_file: None,
-        gzip: true,
+        compression: crate::export::Compression::Gzip,
         max_request_bytes: 1 << 20,
         stale_on_shutdown: true,
     };

@@ -3,12 +3,13 @@
 //! OpenTelemetry SDK. Both share one gRPC channel to the collector.
 //!
 //! ```text
-//!   objects.rs: run loop: Full every --export-interval, Changes after DEBOUNCE, Full on
-//!       │       takeover (finish.rs: the last export before exiting, within a deadline)
+//!   objects.rs: run loop: Changes at once (COALESCE apart), Refresh one slice a second
+//!       │       (every object once per --refresh-interval), Full on takeover
+//!       │       (finish.rs: the last export before exiting, within a deadline)
 //!       ▼
 //!   index ─▶ targets.rs ─▶ deliver.rs ─▶ encode.rs ─▶ chunk.rs ─▶ sink.rs ─────────┐ gzip,
 //!            which keys,   values and    points,      requests    GrpcSink        │ headers
-//!            withdrawals   markers       labels       ≤ budget                    ├─▶ collector
+//!            withdrawals   markers       (wire.rs)    ≤ budget                    ├─▶ collector
 //!               (series.rs; standby.rs: dry exports, takeover marks)              │ (channel.rs)
 //!   Stats ◀── selfmetrics.rs: SDK PeriodicReader ── OTLP MetricExporter ──────────┘
 //!   failures.rs (+ hint.rs): one log line per outage for both, with a plain-words hint
@@ -57,7 +58,7 @@ pub use channel::build_channel;
 pub use finish::FinalExport;
 pub use headers::Headers;
 pub use hint::export_hint;
-pub use objects::{ExportKind, ObjectExporter, DEBOUNCE};
+pub use objects::{ExportKind, ObjectExporter, COALESCE, REFRESH_TICK};
 pub use selfmetrics::SelfMetrics;
 pub use sink::GrpcSink;
 
@@ -137,6 +138,26 @@ pub const MAX_REQUEST_BYTES_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..
 /// The collector's default receive limit (OTLP gRPC receiver, `max_recv_msg_size_mib: 4`).
 pub const COLLECTOR_DEFAULT_RECV_BYTES: usize = 4 * 1024 * 1024;
 
+/// How OTLP requests are compressed (`--otlp-compression`, `OTEL_EXPORTER_OTLP_COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The name as the flag and the OTel variables spell it.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "none" => Some(Self::None),
+            "gzip" => Some(Self::Gzip),
+            "zstd" => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+}
+
 /// Where and how to export. `Debug` shows neither header values nor credentials in the
 /// endpoint.
 #[derive(Clone)]
@@ -145,8 +166,10 @@ pub struct ExportConfig {
     pub endpoint: String,
     /// Headers sent with every export request (`OTEL_EXPORTER_OTLP_HEADERS`).
     pub headers: Headers,
-    /// Periodic export interval.
+    /// Export interval of the watcher's own metrics (the SDK's periodic reader).
     pub interval: Duration,
+    /// Every object's series are sent again once per this interval, spread evenly over it.
+    pub refresh: Duration,
     /// Timeout of one export request.
     pub timeout: Duration,
     /// PEM CA bundle to verify the collector (implies TLS); otherwise the system roots.
@@ -154,8 +177,8 @@ pub struct ExportConfig {
     /// PEM client certificate and key for mTLS.
     pub client_cert_file: Option<std::path::PathBuf>,
     pub client_key_file: Option<std::path::PathBuf>,
-    /// Gzip every request (`--otlp-compression`).
-    pub gzip: bool,
+    /// Compression of every request (`--otlp-compression`).
+    pub compression: Compression,
     /// Largest uncompressed object-series request.
     pub max_request_bytes: usize,
     /// Send staleness markers for every object series on shutdown.
@@ -168,11 +191,12 @@ impl std::fmt::Debug for ExportConfig {
             .field("endpoint", &channel::redact(&self.endpoint))
             .field("headers", &self.headers)
             .field("interval", &self.interval)
+            .field("refresh", &self.refresh)
             .field("timeout", &self.timeout)
             .field("ca_file", &self.ca_file)
             .field("client_cert_file", &self.client_cert_file)
             .field("client_key_file", &self.client_key_file)
-            .field("gzip", &self.gzip)
+            .field("compression", &self.compression)
             .field("max_request_bytes", &self.max_request_bytes)
             .field("stale_on_shutdown", &self.stale_on_shutdown)
             .finish()
@@ -197,8 +221,14 @@ impl ExportStage {
             .with_channel(channel.clone())
             .with_timeout(config.timeout)
             .with_temporality(Temporality::Cumulative);
-        if config.gzip {
-            otlp = otlp.with_compression(opentelemetry_otlp::Compression::Gzip);
+        match config.compression {
+            Compression::None => {}
+            Compression::Gzip => {
+                otlp = otlp.with_compression(opentelemetry_otlp::Compression::Gzip)
+            }
+            Compression::Zstd => {
+                otlp = otlp.with_compression(opentelemetry_otlp::Compression::Zstd)
+            }
         }
         if !config.headers.is_empty() {
             otlp = otlp.with_metadata(config.headers.metadata());
@@ -210,8 +240,8 @@ impl ExportStage {
         let failures = Arc::new(failure_log());
         let self_metrics =
             SelfMetrics::new(otlp, config.interval, resource, &shared, failures.clone());
-        let sink =
-            GrpcSink::new(channel, config.timeout, config.gzip).with_headers(&config.headers);
+        let sink = GrpcSink::new(channel, config.timeout, config.compression)
+            .with_headers(&config.headers);
         let objects = ObjectExporter::new(shared.clone(), sink, encoder, failures);
         shared.mark_exporter_ready();
         Ok(Self {

@@ -2,9 +2,10 @@
 //! sends values and staleness markers, in order, on one gRPC client.
 //!
 //! ```text
-//!                 periodic tick ──▶ Full:    snapshot + take_changed (one lock) ─┐
-//!   Shared::changed ─▶ debounce ──▶ Changes: take_changed                        │
-//!                      shutdown ──▶ Retire:  every delivered object, as deleted  │
+//!       refresh tick (1 s) ──▶ Refresh: the objects of one slice (1/60 of them)   ─┐
+//!             takeover ──▶ Full:    snapshot + take_changed (one lock)            │
+//!   Shared::changed ─▶ at once ─▶ Changes: take_changed (then COALESCE apart)     │
+//!             shutdown ──▶ Retire:  every delivered object, as deleted            │
 //!                                                                                ▼
 //!     for each target key: values = series_of(now), stale = series_of(delivered) - values
 //!                                                                                │
@@ -31,17 +32,26 @@ use super::failures::{Failing, FailureLog};
 use crate::index::{ObjectKey, ObjectState};
 use crate::state::Shared;
 
-/// How long after a change the event-driven export runs. Changes that arrive within this
-/// window share one export, so a burst of 1,000 flips costs a few exports; short enough
-/// that a flip is exported well within the 1 s budget.
-pub const DEBOUNCE: Duration = Duration::from_millis(250);
+/// The least time between two change exports. A lone change leaves at once; the changes
+/// that arrive within this time after an export share the next one, so a burst of 1,000
+/// flips costs a few exports.
+pub const COALESCE: Duration = Duration::from_millis(100);
+
+/// The refresh (every object's series sent again, for Prometheus' lookback) is spread over
+/// its interval in slices, one per tick: a steady trickle instead of a burst that a change
+/// export would queue behind.
+pub const REFRESH_TICK: Duration = Duration::from_secs(1);
 
 /// What an export sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportKind {
-    /// Every object's values (Prometheus' 5-minute lookback needs them refreshed), and
-    /// markers for whatever changed since the last delivery.
+    /// Every object's values, and markers for whatever changed since the last delivery: a
+    /// takeover's first export, and the final one.
     Full,
+    /// The objects of one refresh slice (see [`crate::index::ObjectKey::slice`]) and the
+    /// delivered ones of that slice that are gone: Prometheus' 5-minute lookback needs
+    /// every series written again now and then.
+    Refresh { slice: u32, slices: u32 },
     /// Only the objects that changed since the last export.
     Changes,
     /// Markers for every delivered series: this process stops vouching for them.
@@ -57,6 +67,7 @@ impl ExportKind {
     pub(super) fn failing(self) -> Failing {
         match self {
             ExportKind::Full => Failing::Full,
+            ExportKind::Refresh { .. } => Failing::Refresh,
             ExportKind::Changes => Failing::Changes,
             ExportKind::Retire => Failing::Retire,
         }
@@ -121,16 +132,22 @@ impl<S: Sink> ObjectExporter<S> {
         self.delivered.len()
     }
 
-    /// Exports periodically and after every change until `shutdown` completes.
+    /// Exports every change as it happens and refreshes every object once per `refresh`,
+    /// until `shutdown` completes.
     pub async fn run(
         &mut self,
-        interval: Duration,
+        refresh: Duration,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut periodic =
-            tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let slices = (refresh.as_secs_f64() / REFRESH_TICK.as_secs_f64())
+            .round()
+            .max(1.0) as u32;
+        let tick = refresh / slices;
+        let mut periodic = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
         periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut slice = 0;
+        let mut last_changes: Option<tokio::time::Instant> = None;
         let mut leadership = self.shared.leadership();
         leadership.mark_unchanged();
         loop {
@@ -143,20 +160,24 @@ impl<S: Sink> ObjectExporter<S> {
                     if *leadership.borrow_and_update() {
                         info!("leading: exporting every object series");
                         self.export(ExportKind::Full).await;
+                        // The encoded requests are freed by now: give the pages back.
+                        crate::memory::release_free_memory();
                     } else {
                         info!("no longer leading: object series are left to the new leader");
                     }
                 }
                 _ = periodic.tick() => {
-                    self.export(ExportKind::Full).await;
-                    // The encoded requests are freed by now: give the pages back.
-                    crate::memory::release_free_memory();
+                    self.export(ExportKind::Refresh { slice, slices }).await;
+                    slice = (slice + 1) % slices;
                 }
                 _ = self.shared.changed.notified() => {
-                    tokio::select! {
-                        _ = &mut shutdown => return,
-                        _ = tokio::time::sleep(DEBOUNCE) => {}
+                    if let Some(last) = last_changes {
+                        tokio::select! {
+                            _ = &mut shutdown => return,
+                            _ = tokio::time::sleep_until(last + COALESCE) => {}
+                        }
                     }
+                    last_changes = Some(tokio::time::Instant::now());
                     self.export(ExportKind::Changes).await;
                 }
             }
@@ -168,7 +189,7 @@ impl<S: Sink> ObjectExporter<S> {
 mod tests {
     use std::time::Duration;
 
-    use super::DEBOUNCE;
+    use super::COALESCE;
     use crate::conditions::Condition;
     use crate::export::testkit::Harness;
     use crate::resource::ResourceId;
@@ -215,7 +236,7 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        tokio::time::sleep(DEBOUNCE * 3).await;
+        tokio::time::sleep(COALESCE * 3).await;
         let burst = recorder.take();
         let values: usize = burst.iter().map(|r| r.len()).sum();
         assert_eq!(values, 1_000, "each change exported once");
@@ -225,13 +246,105 @@ mod tests {
             burst.len()
         );
         set("lone", True);
-        tokio::time::sleep(DEBOUNCE + Duration::from_millis(1)).await;
-        assert_eq!(
-            recorder.take().len(),
-            1,
-            "a lone change leaves after the debounce, not the interval"
-        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(recorder.take().len(), 1, "a lone change leaves at once");
         let _ = stop_tx.send(true);
         let _ = task.await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_refresh_sends_every_object_once_per_interval_a_slice_at_a_time() {
+        let h = Harness::new(1 << 20);
+        let Harness {
+            shared,
+            recorder,
+            mut exporter,
+        } = h;
+        for i in 0..600 {
+            let mut index = shared.index_mut();
+            let key = index.key(ResourceId(1), "sei", &format!("net-{i}"));
+            let state = index.state(
+                None,
+                vec![Condition {
+                    type_: "NodesReady".into(),
+                    status: True,
+                    reason: "AllReady".into(),
+                    since: None,
+                    observed_generation: None,
+                }],
+                None,
+            );
+            index.apply(key, state);
+        }
+        exporter.export(crate::export::ExportKind::Changes).await;
+        assert_eq!(recorder.take().concat().len(), 600, "each new object once");
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            exporter
+                .run(Duration::from_secs(60), async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        tokio::time::sleep(Duration::from_millis(60_500)).await;
+        let requests = recorder.take();
+        let mut seen = std::collections::HashMap::new();
+        for p in requests.concat() {
+            *seen.entry(p.labels["name"].clone()).or_insert(0) += 1;
+        }
+        assert_eq!(
+            seen.len(),
+            600,
+            "every object refreshed within the interval"
+        );
+        assert!(seen.values().all(|n| *n == 1), "and only once");
+        // Spread: 60 slices of about 10 objects, none of them a burst.
+        assert!(requests.len() >= 50, "{} requests", requests.len());
+        let largest = requests.iter().map(Vec::len).max().unwrap();
+        assert!(largest <= 30, "largest slice {largest} of 600 objects");
+        let _ = stop_tx.send(true);
+        let _ = task.await;
+    }
+
+    #[tokio::test]
+    async fn a_refresh_marks_the_gone_objects_of_its_slice() {
+        let mut h = Harness::new(1 << 20);
+        for i in 0..20 {
+            h.set(
+                1,
+                &format!("net-{i}"),
+                &[("NodesReady", True, "AllReady")],
+                None,
+            );
+        }
+        h.exporter.export(crate::export::ExportKind::Changes).await;
+        h.recorder.take();
+        // net-3 goes away and its change is never exported (as after a relist that found
+        // it gone): the refresh of its slice withdraws it, and no other slice does.
+        h.delete(1, "net-3");
+        h.shared.index_mut().take_changed();
+        let key = h.shared.index_mut().key(ResourceId(1), "sei", "net-3");
+        let slices = 7;
+        for slice in (0..slices).filter(|s| *s != key.slice(slices)) {
+            let kind = crate::export::ExportKind::Refresh { slice, slices };
+            assert_eq!(h.exporter.export(kind).await.markers, 0);
+        }
+        let kind = crate::export::ExportKind::Refresh {
+            slice: key.slice(slices),
+            slices,
+        };
+        assert_eq!(
+            h.exporter.export(kind).await.markers,
+            2,
+            "its pair and its since"
+        );
+        let values: usize = h
+            .recorder
+            .take()
+            .concat()
+            .iter()
+            .filter(|p| p.value.is_some())
+            .count();
+        assert_eq!(values, 19 * 2, "the other 19 objects, each once");
     }
 }

@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 use super::headers::Headers;
 use super::objects::Sink;
 
-/// The collector's OTLP metrics service, with a per-request timeout, optional gzip and the
+/// The collector's OTLP metrics service, with a per-request timeout, compression and the
 /// configured headers (`OTEL_EXPORTER_OTLP_HEADERS`) on every request.
 #[derive(Clone)]
 pub struct GrpcSink {
@@ -21,16 +21,19 @@ pub struct GrpcSink {
 }
 
 impl GrpcSink {
-    pub fn new(channel: Channel, timeout: Duration, gzip: bool) -> Self {
+    pub fn new(channel: Channel, timeout: Duration, compression: super::Compression) -> Self {
         let mut client = tonic::client::Grpc::new(channel)
             // The collector enforces its own receive limit; the watcher's requests are cut
             // below --max-request-bytes before they get here.
             .max_encoding_message_size(usize::MAX);
-        if gzip {
-            // The collector answers a gzip request in gzip: accept it too.
-            client = client
-                .send_compressed(tonic::codec::CompressionEncoding::Gzip)
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let encoding = match compression {
+            super::Compression::None => None,
+            super::Compression::Gzip => Some(tonic::codec::CompressionEncoding::Gzip),
+            super::Compression::Zstd => Some(tonic::codec::CompressionEncoding::Zstd),
+        };
+        if let Some(encoding) = encoding {
+            // The collector answers in the request's encoding: accept it too.
+            client = client.send_compressed(encoding).accept_compressed(encoding);
         }
         Self {
             client,

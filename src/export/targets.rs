@@ -74,6 +74,25 @@ impl<S: Sink> ObjectExporter<S> {
                     .chain(gone.into_iter().map(|k| (k, None)))
                     .collect()
             }
+            ExportKind::Refresh { slice, slices } => {
+                let (due, gone) = {
+                    let index = self.shared.index();
+                    let gone: Vec<ObjectKey> = self
+                        .delivered
+                        .keys()
+                        .chain(self.recent.keys())
+                        .filter(|k| k.slice(slices) == slice && index.get(k).is_none())
+                        .cloned()
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    (index.slice(slice, slices), gone)
+                };
+                due.into_iter()
+                    .map(|(k, s)| (k, Some(s)))
+                    .chain(gone.into_iter().map(|k| (k, None)))
+                    .collect()
+            }
             ExportKind::Changes => {
                 let mut index = self.shared.index_mut();
                 let mut targets = index.take_changed();

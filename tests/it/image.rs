@@ -343,6 +343,7 @@ fn image_runs_read_only_as_nonroot_with_the_in_cluster_config() {
     args.extend([
         format!("--namespace={ns}"),
         format!("--export-interval={}ms", EXPORT_INTERVAL.as_millis()),
+        format!("--refresh-interval={}ms", EXPORT_INTERVAL.as_millis()),
     ]);
     let mut env = vec![
         "KUBERNETES_SERVICE_HOST=127.0.0.1".to_owned(),

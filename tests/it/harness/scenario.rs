@@ -323,7 +323,7 @@ impl WatcherCmd {
         self
     }
 
-    /// `--export-interval`, e.g. `15s`; None for the binary's default.
+    /// `--export-interval` and `--refresh-interval`, e.g. `15s`; None for the binary's defaults.
     pub fn export_interval(mut self, interval: Option<&str>) -> Self {
         self.export_interval = interval.map(str::to_owned);
         self

@@ -80,7 +80,9 @@ impl WatcherCmd {
             cmd.args(["--otlp-endpoint", endpoint]);
         }
         if let Some(interval) = &self.export_interval {
+            // The tests' one interval: self-metrics and the refresh of object series.
             cmd.args(["--export-interval", interval]);
+            cmd.args(["--refresh-interval", interval]);
         }
         if let Some(ns) = &self.namespace {
             cmd.args(["--namespace", ns]);
