@@ -212,6 +212,16 @@ impl ConditionIndex {
         })
     }
 
+    /// The objects undecodable for longer than the bound: their series are withdrawn.
+    pub fn withdrawn_keys(&self, now: Instant) -> impl Iterator<Item = &ObjectKey> {
+        self.undecodable
+            .iter()
+            .filter(move |(_, since)| {
+                now.saturating_duration_since(**since) >= crate::health::BLIND_AFTER
+            })
+            .map(|(k, _)| k)
+    }
+
     /// Undecodable objects per resource (indexed by [`ResourceId`]).
     pub fn count_undecodable_by_resource(&self, resources: usize) -> Vec<u64> {
         let mut counts = vec![0; resources];

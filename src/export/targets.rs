@@ -7,7 +7,7 @@
 //! been undecodable for [`crate::health::BLIND_AFTER`] are targets with no state, so they
 //! are exported as absent: markers once, then nothing until they are current again.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use super::objects::{ExportKind, ObjectExporter, Sink};
@@ -75,23 +75,36 @@ impl<S: Sink> ObjectExporter<S> {
                     .collect()
             }
             ExportKind::Refresh { slice, slices } => {
-                let (due, gone) = {
-                    let index = self.shared.index();
-                    let gone: Vec<ObjectKey> = self
-                        .delivered
-                        .keys()
-                        .chain(self.recent.keys())
-                        .filter(|k| k.slice(slices) == slice && index.get(k).is_none())
-                        .cloned()
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .into_iter()
-                        .collect();
-                    (index.slice(slice, slices), gone)
-                };
-                due.into_iter()
+                let blind = self.shared.blind_resources();
+                let now = tokio::time::Instant::now();
+                let index = self.shared.index();
+                // This slice's delivered objects that are gone, and, whatever their slice,
+                // every delivered object to withdraw: a withdrawal waits for no refresh.
+                let mut gone: BTreeSet<ObjectKey> = self
+                    .delivered
+                    .keys()
+                    .chain(self.recent.keys())
+                    .filter(|k| k.slice(slices) == slice && index.get(k).is_none())
+                    .cloned()
+                    .collect();
+                if blind.contains(&true) {
+                    let of_blind = |k: &&ObjectKey| blind[k.resource.0 as usize];
+                    gone.extend(self.delivered.keys().filter(of_blind).cloned());
+                }
+                gone.extend(
+                    index
+                        .withdrawn_keys(now)
+                        .filter(|k| self.delivered.contains_key(*k))
+                        .cloned(),
+                );
+                let mut targets: Vec<Target> = index
+                    .slice(slice, slices)
+                    .into_iter()
+                    .filter(|(k, _)| !gone.contains(k))
                     .map(|(k, s)| (k, Some(s)))
-                    .chain(gone.into_iter().map(|k| (k, None)))
-                    .collect()
+                    .collect();
+                targets.extend(gone.into_iter().map(|k| (k, None)));
+                targets
             }
             ExportKind::Changes => {
                 let mut index = self.shared.index_mut();
@@ -243,5 +256,29 @@ mod tests {
         h.shared.index_mut().clear_undecodable(&key);
         let report = h.exporter.export(ExportKind::Changes).await;
         assert_eq!(report.values, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_withdrawal_goes_out_with_the_next_refresh_whatever_its_slice() {
+        let mut h = Harness::new(1 << 20);
+        for i in 0..30 {
+            h.set(0, &format!("v{i}"), &[("Ready", True, "A")], None);
+        }
+        h.set(1, "n", &[("NodesReady", True, "AllReady")], None);
+        h.exporter.export(ExportKind::Changes).await;
+        h.recorder.take();
+        let scope = crate::index::Scope::AllNamespaces;
+        h.shared.watch_failed(ResourceId(0), &scope);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        h.shared.watch_failed(ResourceId(0), &scope);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(h.shared.blind_resources(), [true, false, false, false]);
+        // One slice of sixty: every SeiNode is withdrawn at once (a pair and a since each).
+        let refresh = ExportKind::Refresh {
+            slice: 0,
+            slices: 60,
+        };
+        assert_eq!(h.exporter.export(refresh).await.markers, 30 * 2);
+        assert_eq!(h.exporter.export(refresh).await.markers, 0, "once");
     }
 }
