@@ -6,7 +6,7 @@ use clap::Parser;
 use sei_condition_watcher::config::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -11,21 +11,32 @@ use tonic::transport::Channel;
 use super::headers::Headers;
 use super::objects::Sink;
 
+/// Requests smaller than this go uncompressed, whatever `--otlp-compression` says: tonic
+/// builds a new compressor for every request, and setting up gzip's (zeroing its tables)
+/// cost more than the rest of a one-change export together, for the few hundred bytes it
+/// would save (profiled in docs/benchmarks.md). The refresh's slices and full exports are
+/// larger and compressed.
+pub const COMPRESS_FROM_BYTES: usize = 16 * 1024;
+
 /// The collector's OTLP metrics service, with a per-request timeout, compression and the
 /// configured headers (`OTEL_EXPORTER_OTLP_HEADERS`) on every request.
 #[derive(Clone)]
 pub struct GrpcSink {
+    /// For requests of [`COMPRESS_FROM_BYTES`] and more.
     client: tonic::client::Grpc<Channel>,
+    /// For smaller ones: the same channel, no compression.
+    plain: tonic::client::Grpc<Channel>,
     timeout: Duration,
     headers: Headers,
 }
 
 impl GrpcSink {
     pub fn new(channel: Channel, timeout: Duration, compression: super::Compression) -> Self {
-        let mut client = tonic::client::Grpc::new(channel)
+        let plain = tonic::client::Grpc::new(channel)
             // The collector enforces its own receive limit; the watcher's requests are cut
             // below --max-request-bytes before they get here.
             .max_encoding_message_size(usize::MAX);
+        let mut client = plain.clone();
         let encoding = match compression {
             super::Compression::None => None,
             super::Compression::Gzip => Some(tonic::codec::CompressionEncoding::Gzip),
@@ -37,6 +48,7 @@ impl GrpcSink {
         }
         Self {
             client,
+            plain,
             timeout,
             headers: Headers::default(),
         }
@@ -54,12 +66,16 @@ impl Sink for GrpcSink {
         let mut request = tonic::Request::new(request);
         request.set_timeout(self.timeout);
         self.headers.apply(request.metadata_mut());
-        self.client
+        let client = if request.get_ref().len() >= COMPRESS_FROM_BYTES {
+            &mut self.client
+        } else {
+            &mut self.plain
+        };
+        client
             .ready()
             .await
             .map_err(|e| tonic::Status::unknown(format!("collector connection: {e}")))?;
-        let response = self
-            .client
+        let response = client
             .unary(request, http::uri::PathAndQuery::from_static(EXPORT), Raw)
             .await
             .map_err(with_cause)?
