@@ -12,7 +12,7 @@ threads, because one kubectl call per object is far too slow for 10,000 objects.
 `conditions` creates the fleet of tests/bench/compare --scenario conditions: COUNT SeiNodes
 valid under the current (2d670ad) CRDs with the conditions upstream's controller sets (see
 conditions_fleet), plus COUNT/50 SeiNetworks, COUNT/10 SeiNodeTasks and COUNT/20
-SeiNodeTaskWorkflows; each object is created, then its status written through the status
+SeiNodeTaskWorkflows (at least one of each: 10 SeiNodes come with one of each kind); each object is created, then its status written through the status
 subresource, as the controller does.
 
 Reads the stack in $SEINODE_STACK_DIR (default /tmp/seinode-stack) through
