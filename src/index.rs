@@ -31,22 +31,6 @@ pub struct ObjectKey {
     pub name: Arc<str>,
 }
 
-impl ObjectKey {
-    /// Which of `slices` refresh slices the object belongs to: a hash of its identity (FNV-1a,
-    /// the same in every process and release), so slices stay put as objects come and go.
-    pub fn slice(&self, slices: u32) -> u32 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let id = self.resource.0.to_le_bytes();
-        let parts: [&[u8]; 3] = [&id, self.namespace.as_bytes(), self.name.as_bytes()];
-        for part in parts {
-            for &b in part.iter().chain(&[0xff]) {
-                h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        (h % slices.max(1) as u64) as u32
-    }
-}
-
 /// The seed's verdict as stored: the reason is interned.
 pub type StoredVerdict = Verdict<Arc<str>>;
 
@@ -314,13 +298,9 @@ impl ConditionIndex {
             .collect()
     }
 
-    /// The objects of one refresh slice (see [`ObjectKey::slice`]), with their state.
-    pub fn slice(&self, slice: u32, slices: u32) -> Vec<(ObjectKey, Arc<ObjectState>)> {
-        self.objects
-            .iter()
-            .filter(|(k, _)| k.slice(slices) == slice)
-            .map(|(k, s)| (k.clone(), s.clone()))
-            .collect()
+    /// Every object's key (pointers only).
+    pub fn keys(&self) -> Vec<ObjectKey> {
+        self.objects.keys().cloned().collect()
     }
 
     /// The keys applied or deleted since the last call, with their current state (`None`:

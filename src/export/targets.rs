@@ -78,15 +78,20 @@ impl<S: Sink> ObjectExporter<S> {
                 let blind = self.shared.blind_resources();
                 let now = tokio::time::Instant::now();
                 let index = self.shared.index();
-                // This slice's delivered objects that are gone, and, whatever their slice,
-                // every delivered object to withdraw: a withdrawal waits for no refresh.
-                let mut gone: BTreeSet<ObjectKey> = self
-                    .delivered
-                    .keys()
-                    .chain(self.recent.keys())
-                    .filter(|k| k.slice(slices) == slice && index.get(k).is_none())
-                    .cloned()
-                    .collect();
+                let mut gone = BTreeSet::new();
+                if slice == 0 || self.cycle.is_empty() {
+                    // A new cycle: the keys to refresh, and the delivered objects gone.
+                    self.cycle = index.keys();
+                    gone.extend(
+                        self.delivered
+                            .keys()
+                            .chain(self.recent.keys())
+                            .filter(|k| index.get(k).is_none())
+                            .cloned(),
+                    );
+                }
+                // Withdrawals wait for no cycle: every delivered object of a blind resource,
+                // and every one undecodable past the bound.
                 if blind.contains(&true) {
                     let of_blind = |k: &&ObjectKey| blind[k.resource.0 as usize];
                     gone.extend(self.delivered.keys().filter(of_blind).cloned());
@@ -97,11 +102,13 @@ impl<S: Sink> ObjectExporter<S> {
                         .filter(|k| self.delivered.contains_key(*k))
                         .cloned(),
                 );
-                let mut targets: Vec<Target> = index
-                    .slice(slice, slices)
-                    .into_iter()
-                    .filter(|(k, _)| !gone.contains(k))
-                    .map(|(k, s)| (k, Some(s)))
+                let part = |i: u32| self.cycle.len() * i as usize / slices.max(1) as usize;
+                let range = part(slice.min(slices))..part((slice + 1).min(slices));
+                let mut targets: Vec<Target> = self.cycle[range]
+                    .iter()
+                    .filter(|k| !gone.contains(*k))
+                    // An object deleted since the cycle began was exported by its change.
+                    .filter_map(|k| Some((k.clone(), Some(index.get(k)?.clone()))))
                     .collect();
                 targets.extend(gone.into_iter().map(|k| (k, None)));
                 targets
