@@ -348,4 +348,51 @@ mod tests {
         assert_eq!(values.len(), 19 * 2, "the other 19 objects, each once");
         assert!(!values.contains(&"net-3"));
     }
+
+    /// Which slice of each cycle sent each object, for two cycles with 1,000 objects added
+    /// in between (the index's map grows and reorders): an object keeps its place, so it is
+    /// written again about one interval after the last time, not up to two.
+    #[tokio::test]
+    async fn an_object_keeps_its_place_in_the_refresh_cycle() {
+        let mut h = Harness::new(1 << 20);
+        for i in (0..2_000).step_by(2) {
+            h.set(
+                1,
+                &format!("net-{i:04}"),
+                &[("NodesReady", True, "AllReady")],
+                None,
+            );
+        }
+        h.exporter.export(crate::export::ExportKind::Changes).await;
+        h.recorder.take();
+        async fn cycle(h: &mut Harness) -> std::collections::HashMap<String, i64> {
+            let slices = 60;
+            let mut at = std::collections::HashMap::new();
+            for slice in 0..slices {
+                let kind = crate::export::ExportKind::Refresh { slice, slices };
+                h.exporter.export(kind).await;
+                for p in h.recorder.take().concat() {
+                    at.insert(p.labels["name"].clone(), slice as i64);
+                }
+            }
+            at
+        }
+        let first = cycle(&mut h).await;
+        for i in (1..2_000).step_by(2) {
+            h.set(
+                1,
+                &format!("net-{i:04}"),
+                &[("NodesReady", True, "AllReady")],
+                None,
+            );
+        }
+        h.exporter.export(crate::export::ExportKind::Changes).await;
+        h.recorder.take();
+        let second = cycle(&mut h).await;
+        assert_eq!((first.len(), second.len()), (1_000, 2_000));
+        for (name, slice) in &first {
+            let moved = (second[name] - slice).abs();
+            assert!(moved <= 1, "{name}: slice {slice}, then {}", second[name]);
+        }
+    }
 }

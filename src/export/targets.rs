@@ -80,8 +80,12 @@ impl<S: Sink> ObjectExporter<S> {
                 let index = self.shared.index();
                 let mut gone = BTreeSet::new();
                 if slice == 0 || self.cycle.is_empty() {
-                    // A new cycle: the keys to refresh, and the delivered objects gone.
+                    // A new cycle: the keys to refresh, in order, so that an object keeps
+                    // its place from one cycle to the next (a hash map's order changes as it
+                    // grows) and is written again about once per interval, never nearly
+                    // two intervals apart; and the delivered objects gone.
                     self.cycle = index.keys();
+                    self.cycle.sort_unstable();
                     gone.extend(
                         self.delivered
                             .keys()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-/// Two export intervals plus the collector's batch timeout and Prometheus' ingestion: the
+/// Two export intervals plus the collector's and Prometheus' ingestion, with room: the
 /// budget within which a change must be visible. Deletions must beat Prometheus' 5-minute
 /// lookback by far, which is what the staleness markers are for.
 const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
