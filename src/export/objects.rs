@@ -173,6 +173,12 @@ impl<S: Sink> ObjectExporter<S> {
                 _ = periodic.tick() => {
                     self.export(ExportKind::Refresh { slice, slices }).await;
                     slice = (slice + 1) % slices;
+                    // Refused changes are sent again at the next tick, not only with the
+                    // next change: after an outage they arrive within a second, and the
+                    // failure log sees the change export succeed (its recovery line).
+                    if !self.retry.is_empty() {
+                        self.export(ExportKind::Changes).await;
+                    }
                 }
                 _ = self.shared.changed.notified() => {
                     if let Some(last) = last_changes {
@@ -394,5 +400,56 @@ mod tests {
             let moved = (second[name] - slice).abs();
             assert!(moved <= 1, "{name}: slice {slice}, then {}", second[name]);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_change_is_sent_again_at_the_next_tick_without_a_new_change() {
+        let h = Harness::new(1 << 20);
+        let Harness {
+            shared,
+            recorder,
+            mut exporter,
+        } = h;
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        recorder.set_refusing(true);
+        let task = tokio::spawn(async move {
+            exporter
+                .run(Duration::from_secs(60), async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        {
+            let mut index = shared.index_mut();
+            let key = index.key(ResourceId(1), "sei", "net");
+            let state = index.state(
+                None,
+                vec![Condition {
+                    type_: "NodesReady".into(),
+                    status: False,
+                    reason: "NodesNotReady".into(),
+                    since: None,
+                    observed_generation: None,
+                }],
+                None,
+            );
+            index.apply(key, state);
+        }
+        shared.changed.notify_one();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(recorder.take().is_empty(), "refused");
+        recorder.set_refusing(false);
+        // One object in 60 slices is not refreshed before the last one: what arrives at
+        // the first tick is the retry.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let points = recorder.take().concat();
+        assert!(
+            points
+                .iter()
+                .any(|p| p.labels["name"] == "net" && p.value == Some(1)),
+            "{points:?}"
+        );
+        let _ = stop_tx.send(true);
+        let _ = task.await;
     }
 }
