@@ -319,16 +319,7 @@ mod tests {
     #[tokio::test]
     async fn a_refresh_cycle_marks_the_gone_objects_when_it_begins() {
         let mut h = Harness::new(1 << 20);
-        for i in 0..20 {
-            h.set(
-                1,
-                &format!("net-{i}"),
-                &[("NodesReady", True, "AllReady")],
-                None,
-            );
-        }
-        h.exporter.export(crate::export::ExportKind::Changes).await;
-        h.recorder.take();
+        networks(&mut h, (0..20).map(|i| format!("net-{i}"))).await;
         // net-3 goes away and its change is never exported (as after a relist that found
         // it gone): the cycle's first slice withdraws it, and no other slice says anything
         // about it.
@@ -361,20 +352,7 @@ mod tests {
     #[tokio::test]
     async fn an_object_keeps_its_place_in_the_refresh_cycle() {
         let mut h = Harness::new(1 << 20);
-        /// Every other object from `first`, exported once as changes.
-        async fn add(h: &mut Harness, first: usize) {
-            for i in (first..2_000).step_by(2) {
-                h.set(
-                    1,
-                    &format!("net-{i:04}"),
-                    &[("NodesReady", True, "AllReady")],
-                    None,
-                );
-            }
-            h.exporter.export(crate::export::ExportKind::Changes).await;
-            h.recorder.take();
-        }
-        add(&mut h, 0).await;
+        networks(&mut h, (0..2_000).step_by(2).map(|i| format!("net-{i:04}"))).await;
         async fn cycle(h: &mut Harness) -> std::collections::HashMap<String, i64> {
             let slices = 60;
             let mut at = std::collections::HashMap::new();
@@ -388,7 +366,7 @@ mod tests {
             at
         }
         let first = cycle(&mut h).await;
-        add(&mut h, 1).await;
+        networks(&mut h, (1..2_000).step_by(2).map(|i| format!("net-{i:04}"))).await;
         let second = cycle(&mut h).await;
         assert_eq!((first.len(), second.len()), (1_000, 2_000));
         for (name, slice) in &first {
@@ -446,5 +424,14 @@ mod tests {
         );
         let _ = stop_tx.send(true);
         let _ = task.await;
+    }
+
+    /// SeiNetworks `names`, all ready, exported once as changes (the recorder emptied).
+    async fn networks(h: &mut Harness, names: impl Iterator<Item = String>) {
+        for name in names {
+            h.set(1, &name, &[("NodesReady", True, "AllReady")], None);
+        }
+        h.exporter.export(crate::export::ExportKind::Changes).await;
+        h.recorder.take();
     }
 }
