@@ -90,7 +90,9 @@ async fn list_rows_bounded(
                 };
                 listed.objects += page.items.len();
                 for object in &page.items {
-                    listed.rows.extend(rows_of(&resource, object));
+                    listed
+                        .rows
+                        .extend(rows_of(&resource, object, config.max_conditions));
                 }
                 let Some(token) = page.metadata.continue_.filter(|c| !c.is_empty()) else {
                     break;
@@ -125,8 +127,9 @@ async fn list_rows_bounded(
     Ok(listed)
 }
 
-/// The rows of one object: its conditions that need attention, or one error row.
-pub fn rows_of(resource: &WatchedResource, object: &ObjectView) -> Vec<Row> {
+/// The rows of one object: its conditions that need attention (of the `max` the watcher
+/// exports), a row saying how many it cuts, or one error row.
+pub fn rows_of(resource: &WatchedResource, object: &ObjectView, max: usize) -> Vec<Row> {
     // Named as the watch names it; an object the watch would skip is one error row.
     let identity = crate::watched::identity(resource, object);
     let (namespace, name) = identity.unwrap_or(("", "-"));
@@ -147,7 +150,7 @@ pub fn rows_of(resource: &WatchedResource, object: &ObjectView) -> Vec<Row> {
             None,
         )];
     }
-    match decode_conditions(&object.data) {
+    match decode_conditions(&object.data, object.metadata.generation, max) {
         Err(e) => vec![row("-", "Error", &e.to_string(), None)],
         Ok(decoded) => {
             let mut rows: Vec<Row> = decoded
@@ -156,6 +159,17 @@ pub fn rows_of(resource: &WatchedResource, object: &ObjectView) -> Vec<Row> {
                 .filter(|c| Polarity::of(&c.type_).needs_attention(c.status))
                 .map(|c| row(&c.type_, c.status.as_str(), &c.reason, c.since))
                 .collect();
+            if decoded.truncated > 0 {
+                rows.push(row(
+                    "-",
+                    "Truncated",
+                    &format!(
+                        "{} more conditions than --max-conditions-per-object={max}; not exported",
+                        decoded.truncated
+                    ),
+                    None,
+                ));
+            }
             // The seed: a SeiNode with sidecar TLS but no condition yet is not ready either.
             if resource.is_seinode {
                 match crate::seinode::decode_verdict(&object.data) {
@@ -259,6 +273,7 @@ fn age(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conditions::MAX_CONDITIONS;
     use crate::resource::ResourceSpec;
     use serde_json::json;
     use std::sync::{Arc, Mutex};
@@ -269,6 +284,31 @@ mod tests {
         o.metadata.namespace = Some("sei".into());
         o.data = data;
         o
+    }
+
+    /// A `False` at position 70 of 70 is listed (kept before the healthy ones), and one row
+    /// says how many conditions the watcher cuts.
+    #[test]
+    fn a_cut_list_shows_its_late_broken_condition_and_the_cut() {
+        let seinode = ResourceSpec::defaults()[0].known().unwrap();
+        let mut conditions: Vec<serde_json::Value> = (0..69)
+            .map(|i| json!({"type": format!("Extra{i}Ready"), "status": "True", "reason": "Fine"}))
+            .collect();
+        conditions.push(
+            json!({"type": "SigningKeyReady", "status": "False", "reason": "SigningKeyInvalid"}),
+        );
+        let o = object("validator-0", json!({"status": {"conditions": conditions}}));
+        let rows = rows_of(&seinode, &o, MAX_CONDITIONS);
+        let summary: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.type_.as_str(), r.status.as_str()))
+            .collect();
+        assert_eq!(summary, [("SigningKeyReady", "False"), ("-", "Truncated")]);
+        assert!(
+            rows[1].reason.starts_with("6 more conditions"),
+            "{}",
+            rows[1].reason
+        );
     }
 
     #[test]
@@ -285,7 +325,10 @@ mod tests {
                 {"type": "Paused", "status": "True", "reason": "Paused"},
             ]}}),
         );
-        let types: Vec<String> = rows_of(&seinode, &o).into_iter().map(|r| r.type_).collect();
+        let types: Vec<String> = rows_of(&seinode, &o, MAX_CONDITIONS)
+            .into_iter()
+            .map(|r| r.type_)
+            .collect();
         assert_eq!(
             types,
             ["SigningKeyReady", "StateSyncReady", "NodeUpdateInProgress"]
@@ -297,9 +340,9 @@ mod tests {
             {"type": "Failed", "status": "True", "reason": "TaskFailed"},
             {"type": "Ready", "status": "False", "reason": "TaskFailed"}]}}),
         );
-        assert_eq!(rows_of(&task, &o).len(), 2);
+        assert_eq!(rows_of(&task, &o, MAX_CONDITIONS).len(), 2);
         let o = object("bad", json!({"status": {"conditions": "nope"}}));
-        assert_eq!(rows_of(&task, &o)[0].status, "Error");
+        assert_eq!(rows_of(&task, &o, MAX_CONDITIONS)[0].status, "Error");
     }
 
     #[test]
@@ -307,7 +350,7 @@ mod tests {
         let resource = ResourceSpec::defaults()[0].known().unwrap();
         let mut nameless = object("x", json!({"status": {"conditions": []}}));
         nameless.metadata.name = None;
-        let rows = rows_of(&resource, &nameless);
+        let rows = rows_of(&resource, &nameless, MAX_CONDITIONS);
         assert_eq!(rows.len(), 1);
         assert_eq!(
             (rows[0].name.as_str(), rows[0].status.as_str()),
@@ -322,7 +365,7 @@ mod tests {
             "rpc-0",
             json!({"spec": {"sidecar": {"tls": {"secretName": "s"}}}}),
         );
-        let rows = rows_of(&seinode, &o);
+        let rows = rows_of(&seinode, &o, MAX_CONDITIONS);
         assert_eq!(rows.len(), 1);
         assert_eq!(
             (rows[0].status.as_str(), rows[0].reason.as_str()),
@@ -333,7 +376,11 @@ mod tests {
             json!({"spec": {"sidecar": {"tls": {"secretName": "s"}}},
             "status": {"conditions": [{"type": "SidecarTLSSecretReady", "status": "False", "reason": "TLSSecretNotFound"}]}}),
         );
-        assert_eq!(rows_of(&seinode, &o).len(), 1, "one row, not two");
+        assert_eq!(
+            rows_of(&seinode, &o, MAX_CONDITIONS).len(),
+            1,
+            "one row, not two"
+        );
     }
 
     #[test]

@@ -2,17 +2,29 @@
 //! in the `metav1.Condition` shape.
 //!
 //! ```text
-//!   object JSON (any shape) --decode_conditions--> Ok(Decoded { conditions, skipped })
+//!   object JSON (any shape) --decode_conditions--> Ok(Decoded { conditions, unreadable, skipped, truncated })
 //!                                                  Err(ObjectError)   status.conditions is not a list:
 //!                                                                     logged, counted, last state kept
 //! ```
 //!
-//! Conditions are read one by one: a malformed entry is skipped (and reported in `skipped`)
-//! while the object's other conditions are still exported. The first entry of a type wins,
-//! as `meta.FindStatusCondition` does in Go. Messages are never read: they are free text and
-//! must not become labels.
+//! Conditions are read field by field, so that a bad field never hides the condition:
+//!
+//! - an entry without a readable `type` cannot be exported (it has no name); it is reported
+//!   in `skipped`, and `untyped` tells the index to keep the conditions it had before
+//!   ([`crate::index::ObjectState::carry_unreadable`]);
+//! - an unreadable `status` is exported as `Unknown` with reason [`REASON_STATUS_UNREADABLE`]
+//!   unless the index knows the condition's last readable value, which it keeps: a page on
+//!   `False` must not resolve because a field turned unreadable;
+//! - an unreadable `reason` is exported as [`REASON_INVALID`], an unreadable
+//!   `lastTransitionTime` or `observedGeneration` as absent (the index keeps the last one).
+//!
+//! The first entry of a type wins, as `meta.FindStatusCondition` does in Go. When an object
+//! has more than the bound, the conditions that need attention are kept first
+//! ([`keep_most_urgent`]) and `truncated` says how many were cut. Messages are never read:
+//! they are free text and must not become labels.
 
-use serde::Deserialize;
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use crate::seinode::{is_valid_reason, json_type, truncate, ConditionStatus, REASON_INVALID};
@@ -22,11 +34,19 @@ use crate::stats::DecodeErrorKind;
 /// as good as none).
 pub const REASON_MISSING: &str = "Unknown";
 
+/// The reason exported with status `Unknown` when a condition's status cannot be read and
+/// the watcher has never seen a readable one for it (otherwise the last readable value is
+/// kept).
+pub const REASON_STATUS_UNREADABLE: &str = "StatusUnreadable";
+
 /// The longest condition type kept: metav1 allows 316 characters (a qualified name).
 pub const MAX_TYPE_LEN: usize = 316;
 
-/// Conditions kept per object. Real objects have about ten; a controller bug that appends a
-/// condition per reconcile must not turn into unbounded series.
+/// Conditions exported per object by default (`--max-conditions-per-object`). Real objects
+/// have about ten (a SeiNode has at most 14 types upstream); a controller bug that appends a
+/// condition per reconcile must not turn into unbounded series. When an object has more,
+/// the ones that need attention are kept first and the cut is exported as
+/// `<family>_status_conditions_truncated`.
 pub const MAX_CONDITIONS: usize = 64;
 
 /// One condition as the watcher keeps it. `S` is `String` when decoded and an interned
@@ -35,7 +55,7 @@ pub const MAX_CONDITIONS: usize = 64;
 pub struct Condition<S = String> {
     pub type_: S,
     pub status: ConditionStatus,
-    /// The reason, or [`REASON_MISSING`] / [`REASON_INVALID`].
+    /// The reason, or [`REASON_MISSING`] / [`REASON_INVALID`] / [`REASON_STATUS_UNREADABLE`].
     pub reason: S,
     /// `lastTransitionTime` as Unix seconds.
     pub since: Option<i64>,
@@ -43,11 +63,39 @@ pub struct Condition<S = String> {
     pub observed_generation: Option<i64>,
 }
 
+impl<S: AsRef<str>> Condition<S> {
+    /// Whether this condition needs someone's attention: by its type's polarity (a `*Ready`
+    /// not True, a `*InProgress` or `Failed` True), any `Unknown`, or describing an older
+    /// spec than `generation`.
+    pub fn needs_attention(&self, generation: Option<i64>) -> bool {
+        Polarity::of(self.type_.as_ref()).needs_attention(self.status)
+            || self.status == ConditionStatus::Unknown
+            || matches!((generation, self.observed_generation), (Some(g), Some(o)) if g > o)
+    }
+}
+
+/// A field of a condition that could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Status,
+    Reason,
+    LastTransitionTime,
+    ObservedGeneration,
+}
+
 /// The readable conditions of one object and what was wrong with the others.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Decoded {
+    /// At most the bound, the ones that need attention first when cut.
     pub conditions: Vec<Condition>,
+    /// The exported conditions with a field that could not be read: (type, field).
+    pub unreadable: Vec<(String, Field)>,
+    /// Entries without a readable type (not exported: their name is unknown).
+    pub untyped: usize,
+    /// What was wrong, entry by entry, for the log and the decode-error counter.
     pub skipped: Vec<ConditionError>,
+    /// How many readable conditions were not exported because of the bound.
+    pub truncated: usize,
 }
 
 /// The whole `status.conditions` could not be read.
@@ -63,7 +111,7 @@ impl ObjectError {
     }
 }
 
-/// Why one condition entry was skipped. The text goes to the log; [`Self::kind`] is the
+/// What was wrong with one condition entry. The text goes to the log; [`Self::kind`] is the
 /// bounded label of the decode-error counter.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConditionError {
@@ -79,10 +127,10 @@ pub enum ConditionError {
     InvalidStatus(String, String),
     #[error("condition {0} has lastTransitionTime {1:?}, not an RFC 3339 time")]
     InvalidTransitionTime(String, String),
-    #[error("condition {0} has a field of the wrong type: {1}")]
-    WrongType(String, String),
-    #[error("more than {MAX_CONDITIONS} conditions; the rest are not exported")]
-    TooMany,
+    #[error("condition {0} has field {1} of the wrong type (found {2})")]
+    WrongType(String, &'static str, &'static str),
+    #[error("{0} more conditions than the bound of {1} (--max-conditions-per-object); those that need attention were kept first")]
+    TooMany(usize, usize),
 }
 
 impl ConditionError {
@@ -93,24 +141,19 @@ impl ConditionError {
             Self::MissingStatus(_) => DecodeErrorKind::MissingStatus,
             Self::InvalidStatus(..) => DecodeErrorKind::InvalidStatus,
             Self::InvalidTransitionTime(..) => DecodeErrorKind::InvalidTransitionTime,
-            Self::TooMany => DecodeErrorKind::TooManyConditions,
+            Self::TooMany(..) => DecodeErrorKind::TooManyConditions,
         }
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ConditionView {
-    #[serde(rename = "type")]
-    type_: Option<String>,
-    status: Option<String>,
-    reason: Option<String>,
-    last_transition_time: Option<String>,
-    observed_generation: Option<i64>,
-}
-
-/// Reads every condition of one object. Pure: no I/O, no clock.
-pub fn decode_conditions(object: &Value) -> Result<Decoded, ObjectError> {
+/// Reads every condition of one object, keeping at most `max` (the ones that need
+/// attention first; `generation` tells which describe an older spec). Pure: no I/O, no
+/// clock.
+pub fn decode_conditions(
+    object: &Value,
+    generation: Option<i64>,
+    max: usize,
+) -> Result<Decoded, ObjectError> {
     let entries = match object.pointer("/status/conditions") {
         None | Some(Value::Null) => return Ok(Decoded::default()),
         Some(Value::Array(entries)) => entries,
@@ -121,67 +164,157 @@ pub fn decode_conditions(object: &Value) -> Result<Decoded, ObjectError> {
         }
     };
     let mut decoded = Decoded::default();
+    let mut seen: HashSet<&str> = HashSet::new();
     for entry in entries {
-        match decode_one(entry) {
-            Ok(c) if decoded.conditions.iter().any(|d| d.type_ == c.type_) => {}
-            Ok(_) if decoded.conditions.len() == MAX_CONDITIONS => {
-                decoded.skipped.push(ConditionError::TooMany);
-                break;
+        let type_ = match type_of(entry) {
+            Ok(type_) => type_,
+            Err(error) => {
+                decoded.untyped += 1;
+                decoded.skipped.push(error);
+                continue;
             }
-            Ok(c) => decoded.conditions.push(c),
-            Err(e) => decoded.skipped.push(e),
+        };
+        if !seen.insert(type_) {
+            continue;
         }
+        let condition = decode_one(type_, entry, &mut decoded);
+        decoded.conditions.push(condition);
+    }
+    decoded.truncated = keep_most_urgent(&mut decoded.conditions, generation, max);
+    if decoded.truncated > 0 {
+        let kept: HashSet<&str> = decoded.conditions.iter().map(|c| &*c.type_).collect();
+        decoded
+            .unreadable
+            .retain(|(t, _)| kept.contains(t.as_str()));
+        decoded
+            .skipped
+            .push(ConditionError::TooMany(decoded.truncated, max));
     }
     Ok(decoded)
 }
 
-fn decode_one(entry: &Value) -> Result<Condition, ConditionError> {
-    if !entry.is_object() {
-        return Err(ConditionError::NotAnObject(json_type(entry)));
+/// Keeps at most `max` conditions: those that need attention first, then the rest, each in
+/// the order the controller wrote them. Returns how many were cut.
+pub fn keep_most_urgent<S: AsRef<str>>(
+    conditions: &mut Vec<Condition<S>>,
+    generation: Option<i64>,
+    max: usize,
+) -> usize {
+    if conditions.len() <= max {
+        return 0;
     }
-    let type_hint = entry
-        .get("type")
-        .and_then(Value::as_str)
-        .filter(|t| is_valid_type(t))
-        .unwrap_or("?")
-        .to_owned();
-    let view = ConditionView::deserialize(entry)
-        .map_err(|e| ConditionError::WrongType(type_hint.clone(), truncate(&e.to_string())))?;
-    let type_ = match view.type_ {
-        Some(t) if is_valid_type(&t) => t,
-        other => {
-            return Err(ConditionError::InvalidType(truncate(
-                &other.unwrap_or_default(),
-            )))
+    let cut = conditions.len() - max;
+    // A stable sort: urgent ones first, the controller's order kept within each group.
+    conditions.sort_by_key(|c| !c.needs_attention(generation));
+    conditions.truncate(max);
+    cut
+}
+
+/// The entry's type, if it is an object with a valid one.
+fn type_of(entry: &Value) -> Result<&str, ConditionError> {
+    let Value::Object(fields) = entry else {
+        return Err(ConditionError::NotAnObject(json_type(entry)));
+    };
+    match fields.get("type") {
+        Some(Value::String(t)) if is_valid_type(t) => Ok(t),
+        Some(Value::String(t)) => Err(ConditionError::InvalidType(truncate(t))),
+        None | Some(Value::Null) => Err(ConditionError::InvalidType(String::new())),
+        Some(other) => Err(ConditionError::InvalidType(format!(
+            "<{}>",
+            json_type(other)
+        ))),
+    }
+}
+
+/// Reads the fields of one typed entry; what cannot be read is recorded in `decoded` and
+/// replaced as the module docs say.
+fn decode_one(type_: &str, entry: &Value, decoded: &mut Decoded) -> Condition {
+    let mut unreadable = |field: Field, error: ConditionError| {
+        decoded.unreadable.push((type_.to_owned(), field));
+        decoded.skipped.push(error);
+    };
+    let (status, status_read) = match entry.get("status") {
+        Some(Value::String(s)) => match s.as_str() {
+            "True" => (ConditionStatus::True, true),
+            "False" => (ConditionStatus::False, true),
+            "Unknown" => (ConditionStatus::Unknown, true),
+            other => {
+                unreadable(
+                    Field::Status,
+                    ConditionError::InvalidStatus(type_.to_owned(), truncate(other)),
+                );
+                (ConditionStatus::Unknown, false)
+            }
+        },
+        None | Some(Value::Null) => {
+            unreadable(
+                Field::Status,
+                ConditionError::MissingStatus(type_.to_owned()),
+            );
+            (ConditionStatus::Unknown, false)
+        }
+        Some(other) => {
+            unreadable(
+                Field::Status,
+                ConditionError::WrongType(type_.to_owned(), "status", json_type(other)),
+            );
+            (ConditionStatus::Unknown, false)
         }
     };
-    let status = match view.status.as_deref() {
-        None => return Err(ConditionError::MissingStatus(type_)),
-        Some("True") => ConditionStatus::True,
-        Some("False") => ConditionStatus::False,
-        Some("Unknown") => ConditionStatus::Unknown,
-        Some(other) => return Err(ConditionError::InvalidStatus(type_, truncate(other))),
-    };
-    let since = match view.last_transition_time.as_deref() {
-        None | Some("") => None,
-        Some(text) => match text.parse::<jiff::Timestamp>() {
+    let since = match entry.get("lastTransitionTime") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.is_empty() => None,
+        Some(Value::String(text)) => match text.parse::<jiff::Timestamp>() {
             Ok(t) => Some(t.as_second()),
-            Err(_) => return Err(ConditionError::InvalidTransitionTime(type_, truncate(text))),
+            Err(_) => {
+                unreadable(
+                    Field::LastTransitionTime,
+                    ConditionError::InvalidTransitionTime(type_.to_owned(), truncate(text)),
+                );
+                None
+            }
         },
+        Some(other) => {
+            unreadable(
+                Field::LastTransitionTime,
+                ConditionError::WrongType(type_.to_owned(), "lastTransitionTime", json_type(other)),
+            );
+            None
+        }
     };
-    let reason = match view.reason {
-        Some(reason) if is_valid_reason(&reason) => reason,
-        Some(reason) if reason.is_empty() => REASON_MISSING.to_owned(),
-        None => REASON_MISSING.to_owned(),
-        Some(_) => REASON_INVALID.to_owned(),
+    let reason = match entry.get("reason") {
+        _ if !status_read => REASON_STATUS_UNREADABLE.to_owned(),
+        None | Some(Value::Null) => REASON_MISSING.to_owned(),
+        Some(Value::String(r)) if r.is_empty() => REASON_MISSING.to_owned(),
+        Some(Value::String(r)) if is_valid_reason(r) => r.clone(),
+        // An invalid reason string is the controller's to fix; the raw text is never a label.
+        Some(Value::String(_)) => REASON_INVALID.to_owned(),
+        Some(other) => {
+            unreadable(
+                Field::Reason,
+                ConditionError::WrongType(type_.to_owned(), "reason", json_type(other)),
+            );
+            REASON_INVALID.to_owned()
+        }
     };
-    Ok(Condition {
-        type_,
+    let observed_generation = match entry.get("observedGeneration") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64().filter(|g| *g > 0),
+        Some(other) => {
+            unreadable(
+                Field::ObservedGeneration,
+                ConditionError::WrongType(type_.to_owned(), "observedGeneration", json_type(other)),
+            );
+            None
+        }
+    };
+    Condition {
+        type_: type_.to_owned(),
         status,
         reason,
         since,
-        observed_generation: view.observed_generation.filter(|g| *g > 0),
-    })
+        observed_generation,
+    }
 }
 
 /// Whether `text` can be a condition type and a label value: metav1's qualified name
@@ -265,6 +398,10 @@ mod tests {
 
     const T: i64 = 1_796_032_800; // 2026-11-30T10:00:00Z
 
+    fn decode(o: &Value) -> Result<Decoded, ObjectError> {
+        decode_conditions(o, None, MAX_CONDITIONS)
+    }
+
     #[test]
     fn reads_every_condition_of_any_kind() {
         let o = object(json!([
@@ -274,7 +411,7 @@ mod tests {
             {"type": "NodeUpdateInProgress", "status": "True", "reason": "", "observedGeneration": 0},
         ]));
         assert_eq!(
-            decode_conditions(&o).unwrap().conditions,
+            decode(&o).unwrap().conditions,
             vec![
                 c(
                     "SigningKeyReady",
@@ -297,34 +434,58 @@ mod tests {
             object(Value::Null),
             object(json!([])),
         ] {
-            assert_eq!(decode_conditions(&o), Ok(Decoded::default()), "{o}");
+            assert_eq!(decode(&o), Ok(Decoded::default()), "{o}");
         }
     }
 
     #[test]
     fn conditions_not_a_list_is_an_object_error() {
-        let err = decode_conditions(&object(json!({"type": "Ready"}))).unwrap_err();
+        let err = decode(&object(json!({"type": "Ready"}))).unwrap_err();
         assert_eq!(err.found, "an object");
         assert_eq!(err.kind(), DecodeErrorKind::ConditionsNotAList);
     }
 
+    /// Field by field: what can be read is exported, an unreadable status is Unknown with
+    /// a reason that says so, and every problem is reported (issue: "a malformed entry
+    /// never resolves a page").
     #[test]
-    fn a_bad_entry_is_skipped_and_the_others_kept() {
+    fn a_bad_field_is_reported_and_the_condition_still_exported() {
         let o = object(json!([
             7,
             {"status": "True"},
             {"type": "has space", "status": "True"},
+            {"type": {"nested": 1}, "status": "True"},
             {"type": "A", "status": "true"},
             {"type": "B"},
-            {"type": "C", "status": "False", "lastTransitionTime": "yesterday"},
+            {"type": "C", "status": "False", "reason": "Broken", "lastTransitionTime": "yesterday"},
             {"type": "D", "status": true},
+            {"type": "E", "status": "False", "reason": 5, "observedGeneration": "two"},
             {"type": "Ready", "status": "True", "reason": "Sécrét"},
             {"type": "Ready", "status": "False", "reason": "Second"},
         ]));
-        let d = decode_conditions(&o).unwrap();
+        let d = decode(&o).unwrap();
         assert_eq!(
             d.conditions,
-            vec![c("Ready", True, REASON_INVALID, None, None)]
+            vec![
+                c("A", Unknown, REASON_STATUS_UNREADABLE, None, None),
+                c("B", Unknown, REASON_STATUS_UNREADABLE, None, None),
+                c("C", False, "Broken", None, None),
+                c("D", Unknown, REASON_STATUS_UNREADABLE, None, None),
+                c("E", False, REASON_INVALID, None, None),
+                c("Ready", True, REASON_INVALID, None, None),
+            ]
+        );
+        assert_eq!(d.untyped, 4);
+        assert_eq!(
+            d.unreadable,
+            vec![
+                ("A".into(), Field::Status),
+                ("B".into(), Field::Status),
+                ("C".into(), Field::LastTransitionTime),
+                ("D".into(), Field::Status),
+                ("E".into(), Field::Reason),
+                ("E".into(), Field::ObservedGeneration),
+            ]
         );
         let kinds: Vec<&str> = d.skipped.iter().map(|e| e.kind().as_str()).collect();
         assert_eq!(
@@ -333,9 +494,12 @@ mod tests {
                 "wrong_type",
                 "invalid_type",
                 "invalid_type",
+                "invalid_type",
                 "invalid_status",
                 "missing_status",
                 "invalid_transition_time",
+                "wrong_type",
+                "wrong_type",
                 "wrong_type"
             ]
         );
@@ -347,14 +511,76 @@ mod tests {
         }
     }
 
+    /// A value nested past the view's depth bound reaches the decoder as `TOO_DEEP` and
+    /// is one unreadable field, not a failed object.
     #[test]
-    fn conditions_are_bounded() {
-        let many: Vec<Value> = (0..MAX_CONDITIONS + 5)
+    fn a_too_deep_field_is_one_unreadable_field() {
+        let o = object(json!([
+            {"type": "SigningKeyReady", "status": crate::view::TOO_DEEP, "reason": "SigningKeyInvalid"},
+        ]));
+        let d = decode(&o).unwrap();
+        assert_eq!(
+            d.conditions,
+            vec![c(
+                "SigningKeyReady",
+                Unknown,
+                REASON_STATUS_UNREADABLE,
+                None,
+                None
+            )]
+        );
+        assert_eq!(
+            d.unreadable,
+            vec![("SigningKeyReady".into(), Field::Status)]
+        );
+    }
+
+    /// Over the bound, the conditions that need attention are kept whatever their place in
+    /// the list, the healthy ones fill the rest in order, and the cut is counted (issue:
+    /// "a 65th condition never arrives").
+    #[test]
+    fn over_the_bound_the_conditions_that_need_attention_are_kept_first() {
+        let mut list: Vec<Value> = (0..70)
+            .map(|i| json!({"type": format!("T{i}Ready"), "status": "True"}))
+            .collect();
+        list[66] =
+            json!({"type": "SigningKeyReady", "status": "False", "reason": "SigningKeyInvalid"});
+        list[67] = json!({"type": "Failed", "status": "True"});
+        list[68] = json!({"type": "Paused", "status": "Unknown"});
+        list[69] = json!({"type": "T69Ready", "status": "True", "observedGeneration": 1});
+        let d = decode_conditions(&object(Value::Array(list)), Some(2), MAX_CONDITIONS).unwrap();
+        assert_eq!(d.conditions.len(), MAX_CONDITIONS);
+        assert_eq!(d.truncated, 6);
+        let types: Vec<&str> = d.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(
+            types[..4],
+            ["SigningKeyReady", "Failed", "Paused", "T69Ready"]
+        );
+        assert_eq!(
+            types[4..],
+            (0..60).map(|i| format!("T{i}Ready")).collect::<Vec<_>>()
+        );
+        assert_eq!(d.skipped, vec![ConditionError::TooMany(6, MAX_CONDITIONS)]);
+        // At the bound exactly: nothing cut.
+        let exact: Vec<Value> = (0..MAX_CONDITIONS)
             .map(|i| json!({"type": format!("T{i}"), "status": "True"}))
             .collect();
-        let d = decode_conditions(&object(Value::Array(many))).unwrap();
-        assert_eq!(d.conditions.len(), MAX_CONDITIONS);
-        assert_eq!(d.skipped, vec![ConditionError::TooMany]);
+        let d = decode(&object(Value::Array(exact))).unwrap();
+        assert_eq!((d.conditions.len(), d.truncated), (MAX_CONDITIONS, 0));
+        assert!(d.skipped.is_empty());
+    }
+
+    /// Duplicate types are not counted against the bound, and a list of 5,000 entries of
+    /// one type is read in linear time.
+    #[test]
+    fn duplicates_do_not_count_against_the_bound() {
+        let mut list: Vec<Value> = (0..5_000)
+            .map(|_| json!({"type": "Ready", "status": "True"}))
+            .collect();
+        list.push(json!({"type": "SigningKeyReady", "status": "False"}));
+        let d = decode(&object(Value::Array(list))).unwrap();
+        assert_eq!(d.conditions.len(), 2);
+        assert_eq!(d.truncated, 0);
     }
 
     #[test]

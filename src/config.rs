@@ -66,6 +66,13 @@ pub struct ScopeArgs {
     /// Watch only objects matching this label selector (as kubectl -l).
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub label_selector: Option<String>,
+    /// Conditions exported per object. An object with more (a controller appending one per
+    /// reconcile) keeps those that need attention first (a `*Ready` not True, a
+    /// `*InProgress` or `Failed` True, any Unknown, any describing an older spec), and
+    /// `<family>_status_conditions_truncated` says how many were cut.
+    #[arg(long, value_name = "N", default_value_t = crate::conditions::MAX_CONDITIONS,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1024), usize::from))]
+    pub max_conditions_per_object: usize,
 }
 
 impl ScopeArgs {
@@ -81,6 +88,7 @@ impl ScopeArgs {
             namespaces: self.namespaces.clone(),
             label_selector: self.label_selector.clone(),
             list: ListStrategy::default(),
+            max_conditions: self.max_conditions_per_object,
         })
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::conditions::Condition;
+use crate::conditions::{keep_most_urgent, Condition, Field};
 use crate::resource::ResourceId;
 use crate::seinode::{ConditionStatus, Verdict};
 
@@ -47,6 +47,12 @@ pub struct ObjectState {
     pub conditions: Vec<StoredCondition>,
     /// The seed's sidecar-TLS verdict (SeiNodes with `spec.sidecar.tls` or the condition).
     pub tls: Option<StoredVerdict>,
+    /// How many conditions the object has beyond `--max-conditions-per-object` (not
+    /// exported; the ones that need attention were kept first).
+    pub truncated: u32,
+    /// How many of its condition entries had a field that could not be read (the last
+    /// readable value is kept where there was one).
+    pub unreadable: u32,
 }
 
 impl ObjectState {
@@ -55,6 +61,59 @@ impl ObjectState {
     pub fn outdated_by(&self, condition: &StoredCondition) -> Option<i64> {
         let lag = self.generation? - condition.observed_generation?;
         (lag > 0).then_some(lag)
+    }
+
+    /// Keeps what the object said last where its new status cannot be read, so that an
+    /// unreadable field never withdraws a series (a page on `False` would resolve while the
+    /// condition is no better):
+    ///
+    /// - a condition whose `status` is unreadable keeps its previous value whole;
+    /// - one whose `reason`, `lastTransitionTime` or `observedGeneration` is unreadable keeps
+    ///   that field's previous value while its status is unchanged;
+    /// - when entries without a readable type exist (`untyped`), the previous conditions
+    ///   missing from the new list are kept (one of them may be the unreadable entry).
+    ///
+    /// What is kept lasts as long as the object stays unreadable; `unreadable` counts the
+    /// entries, for the `unreadable_conditions` self-metric and its alert. At most `max`
+    /// conditions stay, the ones that need attention first.
+    pub fn carry_unreadable(
+        &mut self,
+        previous: Option<&ObjectState>,
+        unreadable: &[(String, Field)],
+        untyped: usize,
+        max: usize,
+    ) {
+        self.unreadable = u32::try_from(unreadable.len() + untyped).unwrap_or(u32::MAX);
+        let Some(previous) = previous else { return };
+        let before = |type_: &str| previous.conditions.iter().find(|c| &*c.type_ == type_);
+        for (type_, field) in unreadable {
+            let (Some(now), Some(old)) = (
+                self.conditions.iter_mut().find(|c| &*c.type_ == type_),
+                before(type_),
+            ) else {
+                continue;
+            };
+            match field {
+                Field::Status => *now = old.clone(),
+                _ if now.status != old.status => {}
+                Field::Reason => now.reason = old.reason.clone(),
+                Field::LastTransitionTime => now.since = old.since,
+                Field::ObservedGeneration => now.observed_generation = old.observed_generation,
+            }
+        }
+        if untyped > 0 {
+            let missing: Vec<StoredCondition> = previous
+                .conditions
+                .iter()
+                .filter(|old| !self.conditions.iter().any(|c| c.type_ == old.type_))
+                .cloned()
+                .collect();
+            self.conditions.extend(missing);
+        }
+        let cut = keep_most_urgent(&mut self.conditions, self.generation, max);
+        self.truncated = self
+            .truncated
+            .saturating_add(u32::try_from(cut).unwrap_or(u32::MAX));
     }
 }
 
@@ -99,8 +158,12 @@ pub const REPLACED_PER_OBJECT: usize = 8;
 pub struct ConditionIndex {
     /// The current state of every watched object.
     objects: HashMap<ObjectKey, Arc<ObjectState>>,
-    /// Interned namespaces, types and reasons: bounded by the distinct values ever seen.
+    /// Interned namespaces, types and reasons. Strings no object, export or standby
+    /// memory refers to any more are dropped by [`Self::sweep_interned`], run whenever the
+    /// set has doubled since the last sweep: at most about twice the strings in use.
     interned: HashSet<Arc<str>>,
+    /// The size of `interned` after the last sweep.
+    interned_after_sweep: usize,
     /// Objects seen by a relist in progress, per (resource, scope).
     resyncs: HashMap<(ResourceId, Scope), HashSet<ObjectKey>>,
     /// Keys applied or deleted since the last [`Self::take_changed`]. Bounded by the
@@ -110,8 +173,9 @@ pub struct ConditionIndex {
     /// [`Self::take_replaced`] (at most [`REPLACED_PER_OBJECT`] per object): a standby
     /// exporter must know every state an object had, not only those its exports saw.
     replaced: HashMap<ObjectKey, Vec<Arc<ObjectState>>>,
-    /// Objects whose status stopped decoding, since when. Their last state is kept for
-    /// [`crate::health::BLIND_AFTER`], then withdrawn ([`Self::withdrawn`]).
+    /// Objects whose `status.conditions` stopped decoding, since when. Their last state is
+    /// kept and exported (an unreadable status must not resolve a page); they are counted
+    /// per resource for the `undecodable_objects` self-metric and its alert.
     undecodable: HashMap<ObjectKey, Instant>,
 }
 
@@ -153,6 +217,8 @@ impl ConditionIndex {
                 reason: self.intern(&v.reason),
                 since: v.since,
             }),
+            truncated: 0,
+            unreadable: 0,
         }
     }
 
@@ -175,8 +241,7 @@ impl ConditionIndex {
         }
     }
 
-    /// The object's status could not be decoded at `now`; its last state stays until
-    /// [`Self::withdrawn`] says otherwise.
+    /// The object's status could not be decoded at `now`; its last state stays.
     pub fn mark_undecodable(&mut self, key: &ObjectKey, now: Instant) {
         self.undecodable.entry(key.clone()).or_insert(now);
     }
@@ -188,22 +253,18 @@ impl ConditionIndex {
         }
     }
 
-    /// Whether an object has been undecodable for [`crate::health::BLIND_AFTER`]: its old
-    /// verdict is no longer exported.
-    pub fn withdrawn(&self, key: &ObjectKey, now: Instant) -> bool {
-        self.undecodable.get(key).is_some_and(|since| {
-            now.saturating_duration_since(*since) >= crate::health::BLIND_AFTER
-        })
-    }
-
-    /// The objects undecodable for longer than the bound: their series are withdrawn.
-    pub fn withdrawn_keys(&self, now: Instant) -> impl Iterator<Item = &ObjectKey> {
-        self.undecodable
-            .iter()
-            .filter(move |(_, since)| {
-                now.saturating_duration_since(**since) >= crate::health::BLIND_AFTER
-            })
-            .map(|(k, _)| k)
+    /// Objects with condition entries that could not be read whole, per resource.
+    pub fn count_unreadable_by_resource(&self, resources: usize) -> Vec<u64> {
+        let mut counts = vec![0; resources];
+        for (key, state) in &self.objects {
+            if let (true, Some(n)) = (
+                state.unreadable > 0,
+                counts.get_mut(key.resource.0 as usize),
+            ) {
+                *n += 1;
+            }
+        }
+        counts
     }
 
     /// Undecodable objects per resource (indexed by [`ResourceId`]).
@@ -341,11 +402,32 @@ impl ConditionIndex {
         if let Some(shared) = self.interned.get(text) {
             return shared.clone();
         }
+        if self.interned.len() >= INTERN_SWEEP_MIN.max(2 * self.interned_after_sweep) {
+            self.sweep_interned();
+        }
         let shared: Arc<str> = Arc::from(text);
         self.interned.insert(shared.clone());
         shared
     }
+
+    /// Drops the interned strings nothing else refers to (their objects were deleted or
+    /// rewrote them, and no export memory holds them). Amortized: called when the set has
+    /// doubled, so each string costs O(1) sweeps over its life.
+    pub fn sweep_interned(&mut self) {
+        self.interned.retain(|s| Arc::strong_count(s) > 1);
+        self.interned.shrink_to_fit();
+        self.interned_after_sweep = self.interned.len();
+    }
+
+    /// How many strings are interned (namespaces, types, reasons).
+    pub fn interned_len(&self) -> usize {
+        self.interned.len()
+    }
 }
+
+/// The interned set is not swept below this size: a few thousand strings cost less than
+/// sweeping them on every new one.
+const INTERN_SWEEP_MIN: usize = 4096;
 
 /// Status counts are indexed by the enum's discriminant; keep them in `ALL` order.
 const _: () =
@@ -390,6 +472,79 @@ mod tests {
         assert_eq!(index.delete(&a), Change::Unchanged);
         assert_eq!(index.take_changed(), vec![(a, None)]);
         assert!(index.is_empty());
+    }
+
+    /// Issue "memory only grows": an attacker rewriting one object with new types and
+    /// reasons leaves at most about twice the strings in use interned, and a sweep leaves
+    /// exactly those in use.
+    #[test]
+    fn strings_no_longer_used_are_released() {
+        let mut index = ConditionIndex::new();
+        let key = index.key(R, "ns", "a");
+        for round in 0..200 {
+            let conditions = (0..64)
+                .map(|i| cond(&format!("T{round}x{i}"), False, &format!("R{round}x{i}")))
+                .collect();
+            let state = index.state(Some(1), conditions, None);
+            index.apply(key.clone(), state);
+            // What the exporter does with the replaced states: records, then drops them.
+            drop(index.take_replaced());
+            assert!(
+                index.interned_len() <= INTERN_SWEEP_MIN + 128 + 1,
+                "round {round}: {} interned",
+                index.interned_len()
+            );
+        }
+        index.sweep_interned();
+        assert_eq!(
+            index.interned_len(),
+            128 + 1,
+            "the last round's types and reasons, and ns"
+        );
+        index.delete(&key);
+        drop(index.take_replaced());
+        drop(index.take_changed());
+        drop(key);
+        index.sweep_interned();
+        assert_eq!(index.interned_len(), 0);
+    }
+
+    /// Carried values: an unreadable status keeps the whole previous condition, an
+    /// unreadable since keeps the previous since while the status is the same, and untyped
+    /// entries keep the previous conditions that are missing.
+    #[test]
+    fn carry_unreadable_keeps_the_last_readable_values() {
+        let mut index = ConditionIndex::new();
+        let previous = index.state(
+            Some(1),
+            vec![
+                cond("A", False, "Broken"),
+                cond("B", True, "Fine"),
+                cond("C", False, "Gone"),
+            ],
+            None,
+        );
+        let mut unknown_a = cond("A", Unknown, crate::conditions::REASON_STATUS_UNREADABLE);
+        unknown_a.since = None;
+        let mut b = cond("B", True, "Fine");
+        b.since = None;
+        let mut now = index.state(Some(1), vec![unknown_a, b], None);
+        now.carry_unreadable(
+            Some(&previous),
+            &[
+                ("A".into(), Field::Status),
+                ("B".into(), Field::LastTransitionTime),
+            ],
+            1,
+            64,
+        );
+        assert_eq!(now.conditions, previous.conditions);
+        assert_eq!(now.unreadable, 3);
+        // Without a previous state there is nothing to keep, only the count.
+        let mut fresh = index.state(Some(1), vec![cond("A", Unknown, "StatusUnreadable")], None);
+        fresh.carry_unreadable(None, &[("A".into(), Field::Status)], 0, 64);
+        assert_eq!(fresh.conditions[0].status, Unknown);
+        assert_eq!(fresh.unreadable, 1);
     }
 
     #[test]

@@ -200,6 +200,8 @@ pub struct WatchedResource {
     pub since_metric: String,
     /// `<family>_status_condition_outdated`
     pub outdated_metric: String,
+    /// `<family>_status_conditions_truncated`
+    pub truncated_metric: String,
     /// Whether this is the sei.io SeiNode, whose seed metrics (sidecar TLS) are also exported.
     pub is_seinode: bool,
 }
@@ -216,6 +218,7 @@ impl WatchedResource {
             condition_metric: format!("{family}_status_condition"),
             since_metric: format!("{family}_status_condition_last_transition_timestamp_seconds"),
             outdated_metric: format!("{family}_status_condition_outdated"),
+            truncated_metric: format!("{family}_status_conditions_truncated"),
             is_seinode: api.group == SEI_GROUP && api.kind == "SeiNode",
             family,
             api,

@@ -121,21 +121,65 @@ fn field(pick: &'static Pick, key: &str) -> Option<&'static Pick> {
     }
 }
 
+/// How many levels of JSON are kept below a picked field (`status.conditions`: the list,
+/// an entry, a field, … ). A real condition is 3 levels deep; deeper values are replaced
+/// by [`TOO_DEEP`] and skipped by the parser without being built, so an object nested past
+/// the JSON parser's recursion limit (128) can neither fail the list page or watch event
+/// that carries it nor cost a stack frame per level.
+pub const MAX_PICKED_DEPTH: usize = 16;
+
+/// What a value nested deeper than [`MAX_PICKED_DEPTH`] is read as: a string no condition
+/// field accepts, so the field is reported as unreadable for that object alone.
+pub const TOO_DEEP: &str = "<nested too deep: not read>";
+
 impl<'de> DeserializeSeed<'de> for &'static Pick {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        match self {
-            Pick::All => Value::deserialize(deserializer),
-            Pick::Fields(_) => deserializer.deserialize_any(PickVisitor(self)),
+        Bounded {
+            pick: Some(self),
+            depth: MAX_PICKED_DEPTH,
+        }
+        .deserialize(deserializer)
+    }
+}
+
+/// Reads any JSON value into a [`Value`], at most `depth` levels deep; with `pick`, only the
+/// picked keys of an object (any other JSON value is kept whole, so that a wrong type
+/// reaches the decoders and is reported there).
+#[derive(Clone, Copy)]
+struct Bounded {
+    pick: Option<&'static Pick>,
+    depth: usize,
+}
+
+impl Bounded {
+    fn below(self, pick: Option<&'static Pick>) -> Bounded {
+        Bounded {
+            pick,
+            depth: self.depth - 1,
         }
     }
 }
 
-/// Keeps the picked keys of an object; any other JSON value is kept whole.
-struct PickVisitor(&'static Pick);
+impl<'de> DeserializeSeed<'de> for Bounded {
+    type Value = Value;
 
-impl<'de> Visitor<'de> for PickVisitor {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        if self.depth == 0 {
+            // serde_json skips a value iteratively, whatever its depth.
+            deserializer.deserialize_ignored_any(IgnoredAny)?;
+            return Ok(Value::String(TOO_DEEP.to_owned()));
+        }
+        let pick = match self.pick {
+            Some(Pick::All) | None => None,
+            fields => fields,
+        };
+        deserializer.deserialize_any(Bounded { pick, ..self })
+    }
+}
+
+impl<'de> Visitor<'de> for Bounded {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -145,22 +189,25 @@ impl<'de> Visitor<'de> for PickVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut kept = Map::new();
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match field(self.0, &key) {
-                Some(pick) => {
-                    let value = map.next_value_seed(pick)?;
-                    kept.insert(key.into_owned(), value);
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+            let seed = match self.pick {
+                None => self.below(None),
+                Some(pick) => match field(pick, &key) {
+                    Some(sub) => self.below(Some(sub)),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                },
+            };
+            let value = map.next_value_seed(seed)?;
+            kept.insert(key.into_owned(), value);
         }
         Ok(Value::Object(kept))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Value>()? {
+        while let Some(item) = seq.next_element_seed(self.below(None))? {
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -324,6 +371,71 @@ mod tests {
                 "spec {spec}"
             );
         }
+    }
+
+    /// JSON nested `depth` levels deep: `[[[…"x"…]]]`.
+    fn nested(depth: usize) -> String {
+        format!("{}\"x\"{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    fn object_text(name: &str, status_field: &str) -> String {
+        format!(
+            r#"{{"apiVersion":"sei.io/v1alpha1","kind":"SeiNode","metadata":{{"name":"{name}","namespace":"sei"}},
+               "spec":{{"sidecar":{{"tls":{{"secretName":"s"}}}}}},
+               "status":{{"conditions":[{{"type":"SigningKeyReady","status":{status_field},"reason":"R"}}]}}}}"#
+        )
+    }
+
+    /// An object nested past the JSON parser's recursion limit (128) in its conditions, in
+    /// its sidecar TLS or anywhere else must not fail the list page or watch event that
+    /// carries it: the healthy objects beside it are read, and the deep field is read as
+    /// [`TOO_DEEP`] for that object alone (issue: "one object blinds its whole kind").
+    #[test]
+    fn an_object_nested_past_the_parser_limit_does_not_fail_its_page_or_event() {
+        let deep = nested(10_000);
+        let poison = object_text("poison", &deep);
+        let poison_tls = object_text("poison-tls", r#""True""#)
+            .replace(r#"{"secretName":"s"}"#, &format!(r#"{{"a":{deep}}}"#));
+        let poison_elsewhere = object_text("poison-elsewhere", r#""True""#)
+            .replace(r#""spec":{"#, &format!(r#""spec":{{"peers":{deep},"#));
+        let healthy = object_text("healthy", r#""False""#);
+        let page = format!(
+            r#"{{"apiVersion":"sei.io/v1alpha1","kind":"SeiNodeList","metadata":{{"resourceVersion":"7"}},
+                "items":[{poison},{healthy},{poison_tls},{poison_elsewhere}]}}"#
+        );
+        let list: kube::core::ObjectList<ObjectView> =
+            serde_json::from_str(&page).expect("the page parses");
+        let names: Vec<_> = list
+            .items
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["poison", "healthy", "poison-tls", "poison-elsewhere"]
+        );
+        // Kept down to the depth bound, then cut: a status no decoder reads as one.
+        let status = list.items[0]
+            .data
+            .pointer("/status/conditions/0/status")
+            .unwrap();
+        assert!(status.is_array());
+        assert!(status.to_string().contains(TOO_DEEP), "{status}");
+        assert!(list.items[2].data.to_string().contains(TOO_DEEP));
+        assert_eq!(
+            list.items[1].data.pointer("/status/conditions/0/status"),
+            Some(&json!("False"))
+        );
+        assert_eq!(
+            list.items[3].data.pointer("/status/conditions/0/status"),
+            Some(&json!("True"))
+        );
+        let event = format!(r#"{{"type":"MODIFIED","object":{poison}}}"#);
+        let event: kube::core::WatchEvent<ObjectView> =
+            serde_json::from_str(&event).expect("the watch event parses");
+        assert!(
+            matches!(event, kube::core::WatchEvent::Modified(o) if o.metadata.name.as_deref() == Some("poison"))
+        );
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct WatchConfig {
     pub label_selector: Option<String>,
     /// How to get the full state.
     pub list: ListStrategy,
+    /// Conditions exported per object (`--max-conditions-per-object`).
+    pub max_conditions: usize,
 }
 
 impl Default for WatchConfig {
@@ -50,6 +52,7 @@ impl Default for WatchConfig {
             namespaces: Vec::new(),
             label_selector: None,
             list: ListStrategy::default(),
+            max_conditions: crate::conditions::MAX_CONDITIONS,
         }
     }
 }

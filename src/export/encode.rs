@@ -197,6 +197,7 @@ pub(super) fn points_of<'a>(update: &'a ObjectUpdate<'_>) -> impl Iterator<Item 
                 add("type", type_);
                 (&r.outdated_metric, "")
             }
+            Series::Truncated => (&r.truncated_metric, ""),
             Series::TlsReady => (names::READY, ""),
             Series::TlsStatus { status, reason } => {
                 add("status", status.as_str());

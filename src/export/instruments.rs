@@ -148,8 +148,15 @@ pub(super) fn register(meter: &Meter, shared: &Arc<Shared>) -> Kept {
             meter,
             shared,
             names::UNDECODABLE,
-            "Objects whose status cannot be decoded now; their series are withdrawn after 90 s",
+            "Objects whose status.conditions cannot be decoded now; their last readable conditions are kept",
             move |s| s.index().count_undecodable_by_resource(n),
+        ),
+        per_resource_gauge(
+            meter,
+            shared,
+            names::UNREADABLE,
+            "Objects with condition entries that cannot be read whole now; what can be read is exported, the last readable values are kept",
+            move |s| s.index().count_unreadable_by_resource(n),
         ),
         per_resource_counter(
             meter,

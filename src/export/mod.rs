@@ -85,26 +85,31 @@ pub mod names {
     pub const LEADER: &str = "sei_condition_watcher_leader";
     pub const RESOURCE_BLIND: &str = "sei_condition_watcher_resource_blind";
     pub const UNDECODABLE: &str = "sei_condition_watcher_undecodable_objects";
+    pub const UNREADABLE: &str = "sei_condition_watcher_unreadable_condition_objects";
 
     /// The object families of the default resources, as they arrive in Prometheus.
-    pub const SEI_FAMILIES: [&str; 12] = [
+    pub const SEI_FAMILIES: [&str; 16] = [
         "seinode_status_condition",
         "seinode_status_condition_last_transition_timestamp_seconds",
         "seinode_status_condition_outdated",
+        "seinode_status_conditions_truncated",
         "seinetwork_status_condition",
         "seinetwork_status_condition_last_transition_timestamp_seconds",
         "seinetwork_status_condition_outdated",
+        "seinetwork_status_conditions_truncated",
         "seinodetask_status_condition",
         "seinodetask_status_condition_last_transition_timestamp_seconds",
         "seinodetask_status_condition_outdated",
+        "seinodetask_status_conditions_truncated",
         "seinodetaskworkflow_status_condition",
         "seinodetaskworkflow_status_condition_last_transition_timestamp_seconds",
         "seinodetaskworkflow_status_condition_outdated",
+        "seinodetaskworkflow_status_conditions_truncated",
     ];
 
     /// Every metric the watcher exports with the default resources (docs/metrics.md
     /// documents each; tests/docs.rs checks).
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         READY,
         STATUS,
         LAST_TRANSITION,
@@ -121,6 +126,7 @@ pub mod names {
         LEADER,
         RESOURCE_BLIND,
         UNDECODABLE,
+        UNREADABLE,
     ];
 }
 

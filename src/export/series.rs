@@ -6,6 +6,7 @@
 //!     per condition:  <family>_status_condition{type,status,reason} 1
 //!                     <family>_status_condition_last_transition_timestamp_seconds{type}  (if set)
 //!                     <family>_status_condition_outdated{type} generation - observedGeneration  (if > 0)
+//!     per object:     <family>_status_conditions_truncated  conditions cut by the bound  (if > 0)
 //!     SeiNode seed:   seinode_sidecar_tls_secret_ready / _status{status,reason} / _last_transition_...
 //! ```
 
@@ -27,6 +28,9 @@ pub enum Series {
     Since { type_: Arc<str> },
     /// `<family>_status_condition_outdated{type}`
     Outdated { type_: Arc<str> },
+    /// `<family>_status_conditions_truncated`: present only while the object has more
+    /// conditions than `--max-conditions-per-object`.
+    Truncated,
     /// `seinode_sidecar_tls_secret_ready`
     TlsReady,
     /// `seinode_sidecar_tls_secret_status{status,reason}`
@@ -66,6 +70,9 @@ pub fn series_of(state: &ObjectState, seed: bool) -> Vec<(Series, i64)> {
                 lag,
             ));
         }
+    }
+    if state.truncated > 0 {
+        out.push((Series::Truncated, i64::from(state.truncated)));
     }
     if let (true, Some(v)) = (seed, &state.tls) {
         if let Some(ready) = v.status.ready_value() {

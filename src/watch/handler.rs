@@ -26,6 +26,10 @@ use crate::view::ObjectView;
 pub(super) const DECODE_LOG_INTERVAL: Duration = Duration::from_secs(300);
 /// Objects remembered for that rate limit before the memory is cleared.
 const DECODE_WARNED_MAX: usize = 10_000;
+/// The bytes of one warning line given to the list of an object's unreadable entries; the
+/// rest are counted ("and N more"). With a namespace, a name and a resource at their
+/// Kubernetes maximums around it, the line stays under 4 KiB.
+const PROBLEMS_LOG_BYTES: usize = 2048;
 
 /// Why [`watch_scope`] returned.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,6 +87,8 @@ pub struct ScopeHandler {
     last_error: Option<(WatchErrorKind, Instant)>,
     /// When each unreadable object was last logged at `warn`.
     decode_warned: std::cell::RefCell<std::collections::HashMap<(String, String), Instant>>,
+    /// Conditions exported per object (`--max-conditions-per-object`).
+    max_conditions: usize,
 }
 
 impl ScopeHandler {
@@ -104,7 +110,15 @@ impl ScopeHandler {
             synced_once: false,
             last_error: None,
             decode_warned: Default::default(),
+            max_conditions: crate::conditions::MAX_CONDITIONS,
         }
+    }
+
+    /// Exports at most `max` conditions per object (the default is
+    /// [`crate::conditions::MAX_CONDITIONS`]).
+    pub fn with_max_conditions(mut self, max: usize) -> Self {
+        self.max_conditions = max;
+        self
     }
 
     pub(super) fn stats(&self) -> &ResourceStats {
@@ -188,12 +202,12 @@ impl ScopeHandler {
             return;
         };
         // Decoding happens before the lock is taken: the lock only guards a map insert.
-        let conditions = decode_conditions(&object.data);
+        let generation = object.metadata.generation;
+        let conditions = decode_conditions(&object.data, generation, self.max_conditions);
         let tls = self
             .resource
             .is_seinode
             .then(|| decode_verdict(&object.data));
-        let generation = object.metadata.generation;
         let mut index = self.shared.index_mut();
         let key = index.key(self.id, namespace, name);
         index.touch(&self.scope, &key);
@@ -210,11 +224,10 @@ impl ScopeHandler {
                     namespace,
                     name,
                     format_args!(
-                        "skipping {} {namespace}/{name} whose status cannot be read ({error}); its \
-                         last known conditions are kept for {}s, then withdrawn; fix the object's \
-                         status or the controller that wrote it",
+                        "{} {namespace}/{name} has a status that cannot be read ({error}); its last \
+                         readable conditions are kept and exported until it can be read again; fix \
+                         the object's status or the controller that wrote it",
                         self.resource.api.kind,
-                        crate::health::BLIND_AFTER.as_secs()
                     ),
                 );
                 return;
@@ -226,9 +239,17 @@ impl ScopeHandler {
             Some(Err(error)) => (None, Some(error)),
         };
         let mut state = index.state(generation, decoded.conditions, tls);
+        state.truncated = u32::try_from(decoded.truncated).unwrap_or(u32::MAX);
+        let previous = index.get(&key).cloned();
+        state.carry_unreadable(
+            previous.as_deref(),
+            &decoded.unreadable,
+            decoded.untyped,
+            self.max_conditions,
+        );
         if tls_error.is_some() {
             // The seed's verdict could not be read: keep the last known one.
-            state.tls = index.get(&key).and_then(|s| s.tls.clone());
+            state.tls = previous.and_then(|s| s.tls.clone());
         }
         let change = index.apply(key, state);
         drop(index);
@@ -252,11 +273,12 @@ impl ScopeHandler {
                 namespace,
                 name,
                 format_args!(
-                    "skipping {} {namespace}/{name} conditions that cannot be read ({}); its other \
-                     conditions are exported{}",
+                    "{} {namespace}/{name} has conditions that cannot be read whole ({}); what can \
+                     be read is exported, the last readable values are kept{}; fix the object's \
+                     status or the controller that wrote it",
                     self.resource.api.kind,
-                    problems.join("; "),
-                    if tls_error.is_some() { " and its last known sidecar TLS verdict is kept" } else { "" }
+                    bounded_join(&problems, PROBLEMS_LOG_BYTES),
+                    if tls_error.is_some() { ", and its last known sidecar TLS verdict" } else { "" }
                 ),
             );
         }
@@ -317,4 +339,32 @@ impl ScopeHandler {
     fn announce(&self) {
         self.shared.changed.notify_one();
     }
+}
+
+/// `items` joined with "; ", cut to about `budget` bytes (at a character boundary) with the
+/// number of items left out: a status with 5,000 bad entries is one bounded line.
+pub(super) fn bounded_join(items: &[String], budget: usize) -> String {
+    let mut out = String::new();
+    for (i, item) in items.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "; " };
+        if out.len() + sep.len() + item.len() > budget {
+            if i == 0 {
+                let mut cut = budget.min(item.len());
+                while !item.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                out.push_str(&item[..cut]);
+                out.push_str("...");
+                if items.len() > 1 {
+                    out.push_str(&format!("; and {} more", items.len() - 1));
+                }
+            } else {
+                out.push_str(&format!("; and {} more", items.len() - i));
+            }
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(item);
+    }
+    out
 }

@@ -215,7 +215,8 @@ async fn run_scope(
     readiness: Arc<Readiness>,
 ) {
     let api = config.api(client, &resource, &scope);
-    let mut handler = ScopeHandler::new(id, resource, scope, shared, readiness);
+    let mut handler = ScopeHandler::new(id, resource, scope, shared, readiness)
+        .with_max_conditions(config.max_conditions);
     if config.list == ListStrategy::Stream {
         let stream =
             watcher(api.clone(), config.watcher_config(ListStrategy::Stream)).default_backoff();

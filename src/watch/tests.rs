@@ -243,7 +243,15 @@ async fn every_condition_and_the_generation_reach_the_index() {
     let state = index.get(&key).unwrap().clone();
     assert_eq!(state.generation, Some(7));
     let types: Vec<&str> = state.conditions.iter().map(|c| &*c.type_).collect();
-    assert_eq!(types, ["SidecarTLSSecretReady", "SigningKeyReady"]);
+    // The condition with an unreadable status is exported as Unknown, never seen readable.
+    assert_eq!(
+        types,
+        ["SidecarTLSSecretReady", "SigningKeyReady", "Broken"]
+    );
+    assert_eq!(
+        (state.conditions[2].status, &*state.conditions[2].reason),
+        (ConditionStatus::Unknown, "StatusUnreadable")
+    );
     assert_eq!(state.outdated_by(&state.conditions[1]), Some(1));
     assert_eq!(state.tls.as_ref().unwrap().status, ConditionStatus::True);
     drop(index);
@@ -422,7 +430,7 @@ async fn a_flapping_bad_object_is_warned_about_once_and_counted_every_time() {
     feed(events, shared.clone()).await;
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert_eq!(
-        text.matches("whose status cannot be read").count(),
+        text.matches("has a status that cannot be read").count(),
         1,
         "one line per object per interval:\n{text}"
     );
@@ -443,14 +451,14 @@ async fn a_flapping_bad_object_is_warned_about_once_and_counted_every_time() {
     .await;
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert_eq!(
-        text.matches("whose status cannot be read").count(),
+        text.matches("has a status that cannot be read").count(),
         2,
         "{text}"
     );
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_undecodable_object_is_counted_then_withdrawn_and_back_when_it_decodes() {
+async fn an_undecodable_object_is_counted_keeps_its_state_and_is_back_when_it_decodes() {
     let (shared, _) = seinode_shared();
     feed(
         vec![
@@ -462,22 +470,19 @@ async fn an_undecodable_object_is_counted_then_withdrawn_and_back_when_it_decode
         shared.clone(),
     )
     .await;
-    let key = shared.index_mut().key(ResourceId(0), "ns", "b");
-    let now = tokio::time::Instant::now;
     assert_eq!(shared.index().count_undecodable_by_resource(1), [1]);
-    assert!(
-        !shared.index().withdrawn(&key, now()),
-        "kept within the bound"
+    tokio::time::advance(crate::health::BLIND_AFTER * 10).await;
+    assert_eq!(
+        status_of(&shared, "ns", "b"),
+        Some(ConditionStatus::True),
+        "the last readable state is kept, however long"
     );
-    tokio::time::advance(crate::health::BLIND_AFTER).await;
-    assert!(shared.index().withdrawn(&key, now()), "withdrawn after it");
     feed(
         vec![Ok(Event::Apply(object("ns", "b", Some("False"))))],
         shared.clone(),
     )
     .await;
     assert_eq!(shared.index().count_undecodable_by_resource(1), [0]);
-    assert!(!shared.index().withdrawn(&key, now()));
     assert_eq!(status_of(&shared, "ns", "b"), Some(ConditionStatus::False));
 }
 
@@ -517,5 +522,152 @@ async fn errors_that_keep_coming_make_the_resource_blind_and_an_event_clears_it(
         shared.blind_resources(),
         [false],
         "an event: the watch works"
+    );
+}
+
+/// A SeiNode with these condition entries (no sidecar TLS).
+fn with_conditions(name: &str, conditions: serde_json::Value) -> ObjectView {
+    let mut o = ObjectView::default();
+    o.metadata.name = Some(name.to_owned());
+    o.metadata.namespace = Some("ns".to_owned());
+    o.data = json!({"status": {"conditions": conditions}});
+    o
+}
+
+/// (type, status, reason) of every condition the index holds for ns/`name`.
+/// Sorted by type: a kept condition may come after the ones read now.
+fn conditions_of(shared: &Shared, name: &str) -> Vec<(String, ConditionStatus, String)> {
+    let mut index = shared.index_mut();
+    let key = index.key(ResourceId(0), "ns", name);
+    let mut conditions: Vec<_> = index
+        .get(&key)
+        .map(|s| {
+            s.conditions
+                .iter()
+                .map(|c| (c.type_.to_string(), c.status, c.reason.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    conditions.sort();
+    conditions
+}
+
+/// Issue "a malformed entry resolves its own page": a `False` whose status, then whose
+/// type, turns unreadable keeps its last readable value; a healthy write replaces it.
+#[tokio::test]
+async fn an_unreadable_field_keeps_the_last_readable_condition() {
+    let (shared, _) = seinode_shared();
+    let broken =
+        json!({"type": "SigningKeyReady", "status": "False", "reason": "SigningKeyInvalid"});
+    let ok = json!({"type": "NodeKeyReady", "status": "True", "reason": "NodeKeyValidated"});
+    let expected = vec![
+        (
+            "NodeKeyReady".to_owned(),
+            ConditionStatus::True,
+            "NodeKeyValidated".to_owned(),
+        ),
+        (
+            "SigningKeyReady".to_owned(),
+            ConditionStatus::False,
+            "SigningKeyInvalid".to_owned(),
+        ),
+    ];
+    feed(
+        vec![Ok(Event::Apply(with_conditions("v", json!([broken, ok]))))],
+        shared.clone(),
+    )
+    .await;
+    assert_eq!(conditions_of(&shared, "v"), expected);
+    for (what, entry) in [
+        (
+            "status of the wrong type",
+            json!({"type": "SigningKeyReady", "status": 0}),
+        ),
+        (
+            "status missing",
+            json!({"type": "SigningKeyReady", "reason": "SigningKeyInvalid"}),
+        ),
+        (
+            "status nested too deep",
+            json!({"type": "SigningKeyReady", "status": crate::view::TOO_DEEP}),
+        ),
+        (
+            "type unreadable",
+            json!({"type": ["SigningKeyReady"], "status": "False"}),
+        ),
+        ("entry not an object", json!("SigningKeyReady=False")),
+    ] {
+        feed(
+            vec![Ok(Event::Apply(with_conditions("v", json!([entry, ok]))))],
+            shared.clone(),
+        )
+        .await;
+        assert_eq!(conditions_of(&shared, "v"), expected, "{what}");
+        let index = shared.index();
+        assert_eq!(
+            index.count_unreadable_by_resource(1),
+            [1],
+            "{what}: counted"
+        );
+    }
+    // The controller writes it readable again: the new value, nothing carried.
+    let fixed =
+        json!({"type": "SigningKeyReady", "status": "True", "reason": "SigningKeyValidated"});
+    feed(
+        vec![Ok(Event::Apply(with_conditions("v", json!([fixed, ok]))))],
+        shared.clone(),
+    )
+    .await;
+    assert_eq!(conditions_of(&shared, "v")[1].1, ConditionStatus::True);
+    assert_eq!(shared.index().count_unreadable_by_resource(1), [0]);
+    // Never seen readable: exported as Unknown with a reason that says why.
+    feed(
+        vec![Ok(Event::Apply(with_conditions(
+            "new",
+            json!([{"type": "NodeKeyReady", "status": "yes"}]),
+        )))],
+        shared.clone(),
+    )
+    .await;
+    assert_eq!(
+        conditions_of(&shared, "new"),
+        [(
+            "NodeKeyReady".to_owned(),
+            ConditionStatus::Unknown,
+            "StatusUnreadable".to_owned()
+        )]
+    );
+}
+
+/// Issue "a 440 KB log line": 5,000 invalid entries are one line under 4 KiB that says how
+/// many problems it left out.
+#[tokio::test]
+async fn a_status_with_thousands_of_bad_entries_is_one_bounded_line() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let (shared, _) = seinode_shared();
+    let long_type = "T".repeat(crate::conditions::MAX_TYPE_LEN);
+    let entries: Vec<serde_json::Value> = (0..5_000)
+        .map(|i| json!({"type": format!("{long_type}"), "status": format!("bad-{i}-{}", "x".repeat(100))}))
+        .chain((0..5_000).map(|i| json!({"type": format!("bad type {i}"), "status": "True"})))
+        .collect();
+    let mut o = with_conditions("v", json!(entries));
+    o.metadata.namespace = Some("n".repeat(63));
+    o.metadata.name = Some("m".repeat(253));
+    feed(vec![Ok(Event::Apply(o))], shared.clone()).await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].len() <= 4096, "{} bytes", lines[0].len());
+    assert!(
+        lines[0].contains("more;") || lines[0].contains(" more"),
+        "{}",
+        lines[0]
     );
 }
