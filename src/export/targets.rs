@@ -1,7 +1,8 @@
 //! Which objects an export covers and which series should exist now: a full export covers
 //! every indexed object plus those delivered (or, on a standby, recently seen) that are
 //! gone; a change export the keys the index marked changed plus those of a refused change
-//! export; a retirement every delivered object, as gone.
+//! export; a retirement every delivered object, with its current state (deliver.rs keeps
+//! only its troubled series).
 //!
 //! Withdrawal: a resource whose watch is blind ([`crate::health`]) and an object that has
 //! been undecodable for [`crate::health::BLIND_AFTER`] are targets with no state, so they
@@ -26,13 +27,11 @@ impl<S: Sink> ObjectExporter<S> {
         // (the leader may have exported any); the leader has its `delivered`.
         let replaced = {
             let mut index = self.shared.index_mut();
-            if kind != ExportKind::Retire {
-                for (key, state) in &mut targets {
-                    let withdrawn = blind.get(key.resource.0 as usize).copied().unwrap_or(false)
-                        || index.withdrawn(key, now);
-                    if withdrawn {
-                        *state = None;
-                    }
+            for (key, state) in &mut targets {
+                let withdrawn = blind.get(key.resource.0 as usize).copied().unwrap_or(false)
+                    || index.withdrawn(key, now);
+                if withdrawn {
+                    *state = None;
                 }
             }
             index.take_replaced()
@@ -128,7 +127,13 @@ impl<S: Sink> ObjectExporter<S> {
                 }
                 targets
             }
-            ExportKind::Retire => self.delivered.keys().map(|k| (k.clone(), None)).collect(),
+            ExportKind::Retire => {
+                let index = self.shared.index_mut();
+                self.delivered
+                    .keys()
+                    .map(|k| (k.clone(), index.get(k).cloned()))
+                    .collect()
+            }
         }
     }
 }
