@@ -193,8 +193,11 @@ pub struct RunArgs {
     /// their number. Accepted (with a warning) so that old manifests still start.
     #[arg(long, value_name = "N", hide = true)]
     pub max_series: Option<usize>,
-    /// On shutdown, do not send staleness markers for the exported object series (they
-    /// then linger in Prometheus for its 5-minute lookback).
+    /// On shutdown without a successor, send every object series once more and no
+    /// staleness markers (all of them linger in Prometheus for its 5-minute lookback).
+    /// Default: the series of conditions that need attention (or are Unknown) are sent once
+    /// more and linger, so their alerts are held until SeiConditionWatcherAbsent pages;
+    /// every other series is marked stale (a stopped watcher vouches for nothing healthy).
     #[arg(long)]
     pub keep_series_on_shutdown: bool,
     #[command(flatten)]

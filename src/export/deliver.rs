@@ -20,7 +20,7 @@ use tracing::debug;
 use super::encode::{Chunk, ObjectUpdate};
 use super::failures::Failing;
 use super::objects::{ExportKind, ObjectExporter, Report, Sink};
-use super::series::{series_of, vanished};
+use super::series::{series_of, troubled_series_of, vanished};
 use crate::index::ObjectState;
 
 impl<S: Sink> ObjectExporter<S> {
@@ -50,7 +50,8 @@ impl<S: Sink> ObjectExporter<S> {
                 continue;
             };
             let values = match (kind, now) {
-                (ExportKind::Retire, _) | (_, None) => Vec::new(),
+                (_, None) => Vec::new(),
+                (ExportKind::Retire, Some(state)) => troubled_series_of(state, resource.is_seinode),
                 (_, Some(state)) => series_of(state, resource.is_seinode),
             };
             let mut stale = match self.delivered.get(key) {

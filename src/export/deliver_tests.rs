@@ -233,6 +233,86 @@ async fn retire_marks_every_delivered_series() {
     assert_eq!(h.exporter.delivered(), 0);
 }
 
+/// A watcher stopping without a successor leaves what could hold an alert open (its last
+/// view of conditions that need attention) and marks every healthy series stale; a fix
+/// indexed after the last delivery counts (the current state decides, not the delivered one).
+#[tokio::test]
+async fn retire_keeps_troubled_series_and_marks_the_healthy_ones() {
+    let mut h = Harness::new(1 << 20);
+    h.set(
+        0,
+        "validator",
+        &[
+            ("SigningKeyReady", False, "SigningKeyInvalid"),
+            ("NodeKeyReady", True, "NodeKeyValid"),
+        ],
+        Some(False),
+    );
+    h.set(
+        0,
+        "fixed",
+        &[("SigningKeyReady", False, "SigningKeyInvalid")],
+        None,
+    );
+    h.set(2, "task", &[("Failed", True, "TaskFailed")], None);
+    h.exporter.export(ExportKind::Full).await;
+    // Fixed after the last delivery, before the shutdown.
+    h.set(
+        0,
+        "fixed",
+        &[("SigningKeyReady", True, "SigningKeyValid")],
+        None,
+    );
+    h.recorder.take();
+    let report = h.exporter.export(ExportKind::Retire).await;
+    let points = h.recorder.take().concat();
+    let described = |p: &Point| {
+        format!(
+            "{} {} {} {}",
+            p.labels["name"],
+            p.metric,
+            p.labels.get("type").map_or("", String::as_str),
+            p.labels.get("status").map_or("", String::as_str)
+        )
+    };
+    let mut kept: Vec<String> = points
+        .iter()
+        .filter(|p| p.value.is_some())
+        .map(described)
+        .collect();
+    let mut marked: Vec<String> = points
+        .iter()
+        .filter(|p| p.value.is_none())
+        .map(described)
+        .collect();
+    kept.sort();
+    marked.sort();
+    assert_eq!(
+        kept,
+        [
+            "task seinodetask_status_condition Failed True",
+            "task seinodetask_status_condition_last_transition_timestamp_seconds Failed ",
+            "validator seinode_sidecar_tls_secret_ready  ",
+            "validator seinode_sidecar_tls_secret_status  False",
+            "validator seinode_status_condition SigningKeyReady False",
+            "validator seinode_status_condition_last_transition_timestamp_seconds SigningKeyReady ",
+        ],
+        "{points:?}"
+    );
+    assert_eq!(
+        marked,
+        [
+            "fixed seinode_status_condition SigningKeyReady False",
+            "fixed seinode_status_condition_last_transition_timestamp_seconds SigningKeyReady ",
+            "validator seinode_status_condition NodeKeyReady True",
+            "validator seinode_status_condition_last_transition_timestamp_seconds NodeKeyReady ",
+        ],
+        "{points:?}"
+    );
+    assert_eq!((report.values, report.markers), (6, 4));
+    assert_eq!(h.exporter.delivered(), 0);
+}
+
 /// 10,000 SeiNodes with 10 conditions each plus networks, tasks and workflows: well over
 /// 100,000 series, every one exported, in requests under the budget.
 #[tokio::test]

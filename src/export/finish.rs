@@ -1,6 +1,7 @@
 //! The last export before exiting ([`FinalExport`]): nothing (a standby, or a leader that
-//! handed over), every value once more, or staleness markers for every delivered series,
-//! within a deadline; what did not get out is said in one `warn` line.
+//! handed over), every value once more, or the troubled values once more and staleness
+//! markers for every other delivered series, within a deadline; what did not get out is
+//! said in one `warn` line.
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ impl<S: Sink> ObjectExporter<S> {
         };
         let objects = self.delivered.len();
         let what = match kind {
-            ExportKind::Retire => "the staleness markers",
+            ExportKind::Retire => "the staleness markers (and troubled values)",
             _ => "the last values",
         };
         match tokio::time::timeout(deadline, self.export(kind)).await {
@@ -52,7 +53,10 @@ pub enum FinalExport {
     Nothing,
     /// Every value once more; the series linger in Prometheus for its lookback.
     Full,
-    /// Staleness markers for every delivered series.
+    /// No successor: the series of conditions that need attention once more (left to
+    /// linger, so that their alerts are held until SeiConditionWatcherAbsent takes over),
+    /// staleness markers for every other delivered series (a stopped watcher vouches for
+    /// no healthy value).
     Retire,
 }
 

@@ -187,7 +187,8 @@ pub struct ExportConfig {
     pub compression: Compression,
     /// Largest uncompressed object-series request.
     pub max_request_bytes: usize,
-    /// Send staleness markers for every object series on shutdown.
+    /// On shutdown without a successor, mark the healthy object series stale and leave the
+    /// troubled ones (`FinalExport::Retire`); off: every value once more, no markers.
     pub stale_on_shutdown: bool,
 }
 

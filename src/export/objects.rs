@@ -5,7 +5,7 @@
 //!   refresh tick (1 s) ──▶ Refresh: 1/60 of the keys listed as the cycle began   ─┐
 //!             takeover ──▶ Full:    snapshot + take_changed (one lock)            │
 //!   Shared::changed ─▶ at once ─▶ Changes: take_changed (then COALESCE apart)     │
-//!             shutdown ──▶ Retire:  every delivered object, as deleted            │
+//!             shutdown ──▶ Retire:  delivered: trouble kept, rest marked          │
 //!                                                                                ▼
 //!     for each target key: values = series_of(now), stale = series_of(delivered) - values
 //!                                                                                │
@@ -55,7 +55,12 @@ pub enum ExportKind {
     Refresh { slice: u32, slices: u32 },
     /// Only the objects that changed since the last export.
     Changes,
-    /// Markers for every delivered series: this process stops vouching for them.
+    /// The last export of a watcher that stops without a successor: this process stops
+    /// vouching for its view. Markers for every delivered series except the troubled ones
+    /// (`series::troubled_series_of`: conditions that need attention or are Unknown), which
+    /// are sent once more and left to linger for Prometheus' lookback, so that a page is
+    /// held until the alerts' `keep_firing_for` and SeiConditionWatcherAbsent take over
+    /// instead of resolving on a shutdown.
     Retire,
 }
 

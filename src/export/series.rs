@@ -92,6 +92,38 @@ pub fn series_of(state: &ObjectState, seed: bool) -> Vec<(Series, i64)> {
     out
 }
 
+/// The series of `state` that speak of trouble, with their values: those of each condition
+/// that needs attention ([`crate::conditions::Condition::needs_attention`]: a `*Ready` not
+/// True, a `*InProgress` or `Failed` True, any Unknown, any describing an older spec), with
+/// its since and outdated series; the truncation count; and the seed's sidecar-TLS series unless its verdict is True.
+/// What a watcher that stops without a successor leaves to linger (`ExportKind::Retire`):
+/// it no longer vouches for anything, and of its last view only what could hold an alert
+/// open is kept; a healthy value would outvote a successor's view of the same condition
+/// (the rules' `unless ... status="True"`) for the 5-minute lookback.
+pub fn troubled_series_of(state: &ObjectState, seed: bool) -> Vec<(Series, i64)> {
+    let troubled = |type_: &str| {
+        state
+            .conditions
+            .iter()
+            .any(|c| &*c.type_ == type_ && c.needs_attention(state.generation))
+    };
+    let tls_troubled = state
+        .tls
+        .as_ref()
+        .is_some_and(|v| v.status != ConditionStatus::True);
+    series_of(state, seed)
+        .into_iter()
+        .filter(|(series, _)| match series {
+            Series::Condition { type_, .. }
+            | Series::Since { type_ }
+            | Series::Outdated { type_ } => troubled(type_),
+            Series::TlsReady | Series::TlsStatus { .. } | Series::TlsSince => tls_troubled,
+            // A cut list is a ticket of its own, whoever holds it.
+            Series::Truncated => true,
+        })
+        .collect()
+}
+
 /// The series of `old` that `new` no longer has: what must be marked stale.
 pub fn vanished(old: &[(Series, i64)], new: &[(Series, i64)]) -> Vec<Series> {
     old.iter()
@@ -199,6 +231,53 @@ mod tests {
         assert!(!series_of(&s, true)
             .iter()
             .any(|(s, _)| *s == Series::TlsReady));
+    }
+
+    #[test]
+    fn troubled_series_are_those_of_conditions_that_need_attention_or_are_unknown() {
+        let s = state(
+            vec![
+                (
+                    "SigningKeyReady",
+                    False,
+                    "SigningKeyInvalid",
+                    Some(100),
+                    Some(3),
+                ),
+                ("NodeKeyReady", True, "NodeKeyValid", Some(50), None),
+                ("NodeUpdateInProgress", False, "Idle", Some(60), None),
+                ("Failed", True, "TaskFailed", Some(70), None),
+                ("Paused", Unknown, "Unknown", None, None),
+                ("Adopted", True, "Adopted", Some(80), None),
+            ],
+            Some((True, "TLSSecretReady")),
+        );
+        let kept: Vec<Series> = troubled_series_of(&s, true)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                cond("SigningKeyReady", False, "SigningKeyInvalid"),
+                Series::Since {
+                    type_: "SigningKeyReady".into()
+                },
+                Series::Outdated {
+                    type_: "SigningKeyReady".into()
+                },
+                cond("Failed", True, "TaskFailed"),
+                Series::Since {
+                    type_: "Failed".into()
+                },
+                cond("Paused", Unknown, "Unknown"),
+            ]
+        );
+        let broken_tls = state(vec![], Some((False, "TLSSecretNotFound")));
+        assert_eq!(
+            troubled_series_of(&broken_tls, true),
+            series_of(&broken_tls, true)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Which objects an export covers and which series should exist now: a full export covers
 //! every indexed object plus those delivered (or, on a standby, recently seen) that are
 //! gone; a change export the keys the index marked changed plus those of a refused change
-//! export; a retirement every delivered object, as gone.
+//! export; a retirement every delivered object, with its current state (deliver.rs keeps
+//! only its troubled series).
 //!
 //! Withdrawal: a resource whose watch is blind ([`crate::health`]) is a target with no
 //! state, so its objects are exported as absent: markers once, then nothing until the watch
@@ -27,11 +28,9 @@ impl<S: Sink> ObjectExporter<S> {
         // (the leader may have exported any); the leader has its `delivered`.
         let replaced = {
             let mut index = self.shared.index_mut();
-            if kind != ExportKind::Retire {
-                for (key, state) in &mut targets {
-                    if blind.get(key.resource.0 as usize).copied().unwrap_or(false) {
-                        *state = None;
-                    }
+            for (key, state) in &mut targets {
+                if blind.get(key.resource.0 as usize).copied().unwrap_or(false) {
+                    *state = None;
                 }
             }
             index.take_replaced()
@@ -119,7 +118,13 @@ impl<S: Sink> ObjectExporter<S> {
                 }
                 targets
             }
-            ExportKind::Retire => self.delivered.keys().map(|k| (k.clone(), None)).collect(),
+            ExportKind::Retire => {
+                let index = self.shared.index_mut();
+                self.delivered
+                    .keys()
+                    .map(|k| (k.clone(), index.get(k).cloned()))
+                    .collect()
+            }
         }
     }
 }
