@@ -193,6 +193,15 @@ pub struct RunArgs {
     /// their number. Accepted (with a warning) so that old manifests still start.
     #[arg(long, value_name = "N", hide = true)]
     pub max_series: Option<usize>,
+    /// Series the watcher exports for one namespace (all resources). Beyond it, objects
+    /// keep only their conditions that need attention (never refused) and
+    /// `sei_condition_watcher_refused_conditions` counts the rest. Bounds what one tenant
+    /// can cost (about 100 bytes of watcher memory per series).
+    #[arg(long, value_name = "N", default_value_t = crate::index::SeriesBounds::default().per_namespace)]
+    pub max_series_per_namespace: usize,
+    /// Series the watcher exports for one resource (all namespaces), as above.
+    #[arg(long, value_name = "N", default_value_t = crate::index::SeriesBounds::default().per_resource)]
+    pub max_series_per_resource: usize,
     /// On shutdown without a successor, send every object series once more and no
     /// staleness markers (all of them linger in Prometheus for its 5-minute lookback).
     /// Default: the series of conditions that need attention (or are Unknown) are sent once

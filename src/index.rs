@@ -53,11 +53,49 @@ pub struct ObjectState {
     /// How many of its condition entries had a field that could not be read (the last
     /// readable value is kept where there was one).
     pub unreadable: u32,
+    /// How many of its healthy conditions were refused because its namespace or resource
+    /// was at its series bound ([`SeriesBounds`]).
+    pub refused: u32,
+}
+
+/// Bounds on the series one namespace (all resources) and one resource (all namespaces)
+/// may have, so that a tenant writing objects with many conditions cannot grow the
+/// watcher's memory and the store's cardinality without limit. Beyond a bound, an applied
+/// object keeps only its conditions that need attention: a page is never refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesBounds {
+    pub per_namespace: usize,
+    pub per_resource: usize,
+}
+
+impl Default for SeriesBounds {
+    /// Generous: 30,000 SeiNodes with every condition are about 550,000 series, 100,000
+    /// about 1.8 million (issue measurements), and each series costs the watcher about
+    /// 100 bytes (docs/deploy.md, sizing). A namespace is a tenant; a resource a kind.
+    fn default() -> Self {
+        Self {
+            per_namespace: 1_000_000,
+            per_resource: 2_000_000,
+        }
+    }
 }
 
 impl ObjectState {
     /// How many specs behind the spec this condition is (`generation - observedGeneration`),
     /// when it is behind.
+    /// The series this state exports (as `series_of` counts them, the seed's included), for
+    /// the series bounds.
+    pub fn series_count(&self) -> usize {
+        let per_condition: usize = self
+            .conditions
+            .iter()
+            .map(|c| {
+                1 + usize::from(c.since.is_some()) + usize::from(self.outdated_by(c).is_some())
+            })
+            .sum();
+        per_condition + usize::from(self.truncated > 0) + if self.tls.is_some() { 3 } else { 0 }
+    }
+
     pub fn outdated_by(&self, condition: &StoredCondition) -> Option<i64> {
         let lag = self.generation? - condition.observed_generation?;
         (lag > 0).then_some(lag)
@@ -164,6 +202,10 @@ pub struct ConditionIndex {
     interned: HashSet<Arc<str>>,
     /// The size of `interned` after the last sweep.
     interned_after_sweep: usize,
+    /// The series bounds, and the series held now per namespace and per resource.
+    bounds: SeriesBounds,
+    series_per_namespace: HashMap<Arc<str>, usize>,
+    series_per_resource: HashMap<ResourceId, usize>,
     /// Objects seen by a relist in progress, per (resource, scope).
     resyncs: HashMap<(ResourceId, Scope), HashSet<ObjectKey>>,
     /// Keys applied or deleted since the last [`Self::take_changed`]. Bounded by the
@@ -182,6 +224,11 @@ pub struct ConditionIndex {
 impl ConditionIndex {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Refuses healthy conditions beyond `bounds` from now on.
+    pub fn set_bounds(&mut self, bounds: SeriesBounds) {
+        self.bounds = bounds;
     }
 
     /// Builds the key of an object, interning its namespace.
@@ -219,11 +266,52 @@ impl ConditionIndex {
             }),
             truncated: 0,
             unreadable: 0,
+            refused: 0,
         }
     }
 
-    /// Records the state of an object.
-    pub fn apply(&mut self, key: ObjectKey, state: ObjectState) -> Change {
+    /// Records the state of an object. Where its namespace or resource would go over its
+    /// series bound, the object keeps its conditions that need attention and as many of
+    /// the others as fit (counted in `refused`).
+    pub fn apply(&mut self, key: ObjectKey, mut state: ObjectState) -> Change {
+        let old = self.objects.get(&key).map_or(0, |s| s.series_count());
+        let ns_used = self
+            .series_per_namespace
+            .get(&key.namespace)
+            .copied()
+            .unwrap_or(0)
+            - old;
+        let res_used = self
+            .series_per_resource
+            .get(&key.resource)
+            .copied()
+            .unwrap_or(0)
+            - old;
+        let room = (self.bounds.per_namespace.saturating_sub(ns_used))
+            .min(self.bounds.per_resource.saturating_sub(res_used));
+        if state.series_count() > room {
+            let generation = state.generation;
+            let before = state.conditions.len();
+            // Healthy conditions go last, then are dropped from the end until it fits.
+            state
+                .conditions
+                .sort_by_key(|c| !c.needs_attention(generation));
+            while state.series_count() > room
+                && state
+                    .conditions
+                    .last()
+                    .is_some_and(|c| !c.needs_attention(generation))
+            {
+                state.conditions.pop();
+            }
+            state.refused = u32::try_from(before - state.conditions.len()).unwrap_or(u32::MAX);
+        }
+        let new = state.series_count();
+        *self
+            .series_per_namespace
+            .entry(key.namespace.clone())
+            .or_default() = ns_used + new;
+        *self.series_per_resource.entry(key.resource).or_default() = res_used + new;
         match self.objects.get(&key) {
             Some(old) if **old == state => Change::Unchanged,
             old => {
@@ -251,6 +339,17 @@ impl ConditionIndex {
         if self.undecodable.remove(key).is_some() {
             self.changed.insert(key.clone());
         }
+    }
+
+    /// Conditions refused by the series bounds now, per resource.
+    pub fn count_refused_by_resource(&self, resources: usize) -> Vec<u64> {
+        let mut counts = vec![0; resources];
+        for (key, state) in &self.objects {
+            if let Some(n) = counts.get_mut(key.resource.0 as usize) {
+                *n += u64::from(state.refused);
+            }
+        }
+        counts
     }
 
     /// Objects with condition entries that could not be read whole, per resource.
@@ -296,6 +395,16 @@ impl ConditionIndex {
         self.undecodable.remove(key);
         match self.objects.remove_entry(key) {
             Some((key, old)) => {
+                let count = old.series_count();
+                if let Some(n) = self.series_per_namespace.get_mut(&key.namespace) {
+                    *n -= count;
+                    if *n == 0 {
+                        self.series_per_namespace.remove(&key.namespace);
+                    }
+                }
+                if let Some(n) = self.series_per_resource.get_mut(&key.resource) {
+                    *n -= count;
+                }
                 self.changed.insert(key.clone());
                 self.remember_replaced(key, old);
                 Change::Removed
@@ -507,6 +616,68 @@ mod tests {
         drop(key);
         index.sweep_interned();
         assert_eq!(index.interned_len(), 0);
+    }
+
+    /// Issue "no bound per namespace or kind": beyond a bound, healthy conditions are
+    /// refused and counted; conditions that need attention never are, even past the bound;
+    /// a delete gives the room back; the other namespace is not affected.
+    #[test]
+    fn series_bounds_refuse_healthy_conditions_only() {
+        let mut index = ConditionIndex::new();
+        index.set_bounds(SeriesBounds {
+            per_namespace: 10,
+            per_resource: 15,
+        });
+        // Each condition is 2 series (status and since, cond() sets since). `n` healthy
+        // ones after `broken`.
+        let state = |index: &mut ConditionIndex, broken: Vec<Condition>, n: usize| {
+            let conditions = broken
+                .into_iter()
+                .chain((0..n).map(|i| cond(&format!("T{i}Ready"), True, "Fine")))
+                .collect();
+            index.state(Some(1), conditions, None)
+        };
+        let a = index.key(R, "tenant", "a");
+        let s = state(&mut index, vec![], 4);
+        index.apply(a.clone(), s);
+        assert_eq!(index.get(&a).unwrap().series_count(), 8);
+        let b = index.key(R, "tenant", "b");
+        let broken = vec![
+            cond("SigningKeyReady", False, "SigningKeyInvalid"),
+            cond("NodeKeyReady", Unknown, "Unknown"),
+        ];
+        let s = state(&mut index, broken, 4);
+        index.apply(b.clone(), s);
+        let kept: Vec<&str> = index
+            .get(&b)
+            .unwrap()
+            .conditions
+            .iter()
+            .map(|c| &*c.type_)
+            .collect();
+        assert_eq!(
+            kept,
+            ["SigningKeyReady", "NodeKeyReady"],
+            "over the bound, never the broken ones"
+        );
+        assert_eq!(index.get(&b).unwrap().refused, 4);
+        assert_eq!(index.count_refused_by_resource(1), [4]);
+        // Another namespace has its own room, up to the resource's bound (15 - 12 = 3).
+        let c = index.key(R, "other", "c");
+        let s = state(&mut index, vec![], 4);
+        index.apply(c.clone(), s);
+        assert_eq!(index.get(&c).unwrap().conditions.len(), 1);
+        // a is deleted: b's next write fits.
+        index.delete(&a);
+        let s = state(
+            &mut index,
+            vec![cond("SigningKeyReady", False, "SigningKeyInvalid")],
+            2,
+        );
+        index.apply(b.clone(), s);
+        assert_eq!(index.get(&b).unwrap().conditions.len(), 3);
+        assert_eq!(index.get(&b).unwrap().refused, 0);
+        assert_eq!(index.count_refused_by_resource(1), [3]);
     }
 
     /// Carried values: an unreadable status keeps the whole previous condition, an

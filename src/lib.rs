@@ -117,6 +117,10 @@ pub async fn run(
     let listener = admin::bind(*admin_addr).await?;
 
     let shared = Arc::new(Shared::new(&watch_config.resources));
+    shared.index_mut().set_bounds(index::SeriesBounds {
+        per_namespace: args.max_series_per_namespace,
+        per_resource: args.max_series_per_resource,
+    });
     let identity = telemetry::instance(instance_id.as_deref());
     let resource = telemetry::resource(service_name, Some(&identity), cluster_name.as_deref());
     let ExportStage {

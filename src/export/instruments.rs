@@ -158,6 +158,13 @@ pub(super) fn register(meter: &Meter, shared: &Arc<Shared>) -> Kept {
             "Objects with condition entries that cannot be read whole now; what can be read is exported, the last readable values are kept",
             move |s| s.index().count_unreadable_by_resource(n),
         ),
+        per_resource_gauge(
+            meter,
+            shared,
+            names::REFUSED,
+            "Healthy conditions not exported because their namespace or resource is at its series bound (--max-series-per-namespace, --max-series-per-resource)",
+            move |s| s.index().count_refused_by_resource(n),
+        ),
         per_resource_counter(
             meter,
             shared,

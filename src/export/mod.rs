@@ -86,6 +86,7 @@ pub mod names {
     pub const RESOURCE_BLIND: &str = "sei_condition_watcher_resource_blind";
     pub const UNDECODABLE: &str = "sei_condition_watcher_undecodable_objects";
     pub const UNREADABLE: &str = "sei_condition_watcher_unreadable_condition_objects";
+    pub const REFUSED: &str = "sei_condition_watcher_refused_conditions";
 
     /// The object families of the default resources, as they arrive in Prometheus.
     pub const SEI_FAMILIES: [&str; 16] = [
@@ -109,7 +110,7 @@ pub mod names {
 
     /// Every metric the watcher exports with the default resources (docs/metrics.md
     /// documents each; tests/docs.rs checks).
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
         READY,
         STATUS,
         LAST_TRANSITION,
@@ -127,6 +128,7 @@ pub mod names {
         RESOURCE_BLIND,
         UNDECODABLE,
         UNREADABLE,
+        REFUSED,
     ];
 }
 
