@@ -222,8 +222,8 @@ fn upstream_crd_and_sample_are_read() {
 }
 
 /// Objects that the real CRD would reject, stored through a permissive CRD: each bad one is
-/// logged once with namespace/name and why, counted, and skipped; the watch goes on and the
-/// odd-but-valid ones are exported.
+/// logged once with namespace/name and why, counted, and keeps its last readable state; the
+/// watch goes on and the odd-but-valid ones are exported.
 #[test]
 fn bad_objects_are_logged_counted_and_skipped() {
     let s = Scenario::alone("bad-input");
@@ -326,7 +326,7 @@ fn bad_objects_are_logged_counted_and_skipped() {
         let lines: Vec<String> = watcher
             .log_text()
             .lines()
-            .filter(|l| l.contains("skipping SeiNode") && l.contains(&format!("name=\"{name}\"")))
+            .filter(|l| l.contains("cannot be read") && l.contains(&format!("name=\"{name}\"")))
             .map(str::to_owned)
             .collect();
         assert_eq!(
@@ -358,4 +358,144 @@ fn bad_objects_are_logged_counted_and_skipped() {
     });
     assert!(!watcher.log_text().contains("panicked"));
     assert!(watcher.terminate().success());
+}
+
+/// Patches `name`'s status with `status` (JSON text) through a file: kubectl's argument
+/// would be too long for the largest.
+fn patch_status(s: &Scenario, name: &str, status: &str) {
+    let path = s.stack().dir().join(format!("status-patch-{name}.json"));
+    std::fs::write(&path, format!(r#"{{"status":{status}}}"#)).unwrap();
+    s.kubectl_ok(&[
+        "-n",
+        s.ns(),
+        "patch",
+        "seinode",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "--patch-file",
+        path.to_str().unwrap(),
+    ]);
+}
+
+/// Issue 19, "one object blinds its whole kind" and "a 65th condition never arrives", on
+/// the real API server through a permissive CRD (any `--resource` kind may have one):
+/// - a SeiNode whose condition is nested 300 levels deep (past serde_json's 128) does not
+///   fail the watch: no watch error, a healthy canary's later flip arrives, a watcher that
+///   lists in pages becomes ready, and the poison's condition is exported as unreadable;
+/// - a SeiNode with 70 conditions whose 70th is a broken signing key exports that key,
+///   and the cut of 6.
+#[test]
+fn a_poison_object_blinds_nothing_and_a_late_broken_condition_is_exported() {
+    let s = Scenario::alone("poison");
+    let _restore = RestoreCrd(s.stack());
+    s.stack()
+        .install_crd_file("tests/fixtures/seinode-crd-permissive.yaml");
+    let ns = s.ns();
+    let condition = |type_: &str, status: &str, reason: &str| {
+        serde_json::json!({"type": type_, "status": status, "reason": reason,
+                           "lastTransitionTime": "2026-11-30T00:00:00Z"})
+    };
+    s.seinode_without_tls("canary");
+    patch_status(
+        &s,
+        "canary",
+        &serde_json::json!({"conditions": [condition("SigningKeyReady", "False", "SigningKeyInvalid")]})
+            .to_string(),
+    );
+    let mut watcher = s.watcher().ready();
+    let exported = |name: &str, type_: &str, status: &str| {
+        s.query_one(&format!(
+            "seinode_status_condition{{namespace=\"{ns}\",name=\"{name}\",type=\"{type_}\",status=\"{status}\"}}"
+        ))
+    };
+    eventually(VISIBLE_WITHIN, "the canary's broken key", || {
+        exported("canary", "SigningKeyReady", "False").map(|_| ())
+    });
+
+    // The poison: 300 levels of lists where the status should be.
+    s.seinode_without_tls("poison");
+    let deep = format!("{}\"False\"{}", "[".repeat(300), "]".repeat(300));
+    patch_status(
+        &s,
+        "poison",
+        &format!(r#"{{"conditions":[{{"type":"SigningKeyReady","status":{deep},"reason":"R"}}]}}"#),
+    );
+    // 70 conditions, the broken key last.
+    s.seinode_without_tls("long");
+    let mut many: Vec<serde_json::Value> = (0..69)
+        .map(|i| condition(&format!("Extra{i}Ready"), "True", "Fine"))
+        .collect();
+    many.push(condition("SigningKeyReady", "False", "SigningKeyInvalid"));
+    patch_status(
+        &s,
+        "long",
+        &serde_json::json!({"conditions": many}).to_string(),
+    );
+
+    // The watch goes on: the canary's next change arrives after the poison.
+    patch_status(
+        &s,
+        "canary",
+        &serde_json::json!({"conditions": [condition("SigningKeyReady", "False", "SigningKeyMissing")]})
+            .to_string(),
+    );
+    eventually(
+        VISIBLE_WITHIN,
+        "the canary's change after the poison",
+        || {
+            let series = s.query(&format!(
+            "seinode_status_condition{{namespace=\"{ns}\",name=\"canary\",type=\"SigningKeyReady\"}}"
+        ));
+            (series.len() == 1 && series[0].0["reason"] == "SigningKeyMissing").then_some(())
+        },
+    );
+    eventually(VISIBLE_WITHIN, "the poison's condition, unreadable", || {
+        let series = s.query(&format!(
+            "seinode_status_condition{{namespace=\"{ns}\",name=\"poison\",type=\"SigningKeyReady\"}}"
+        ));
+        (series.len() == 1
+            && series[0].0["status"] == "Unknown"
+            && series[0].0["reason"] == "StatusUnreadable")
+            .then_some(())
+    });
+    eventually(
+        VISIBLE_WITHIN,
+        "the 70th condition, broken, and the cut",
+        || {
+            let cut = s.query_one(&format!(
+                "seinode_status_conditions_truncated{{namespace=\"{ns}\",name=\"long\"}}"
+            ));
+            (exported("long", "SigningKeyReady", "False").is_some() && cut == Some(6.0))
+                .then_some(())
+        },
+    );
+    let errors = s.query_one(&format!(
+        "sum(sei_condition_watcher_watch_errors_total{{instance=\"{}\",resource=\"seinodes.sei.io\"}})",
+        watcher.instance
+    ));
+    assert!(
+        errors.unwrap_or(0.0) == 0.0,
+        "no watch error for the poison: {errors:?}\n{}",
+        watcher.log_text()
+    );
+
+    // A watcher that lists in pages, started with the poison in the list, becomes ready
+    // and exports the canary.
+    let mut paged = s
+        .watcher()
+        .instance(&format!("{}-paged", watcher.instance))
+        .args(["--initial-list", "paged"])
+        .ready();
+    eventually(VISIBLE_WITHIN, "the paged watcher's canary", || {
+        s.query_one(&format!(
+            "seinode_status_condition{{instance=\"{}\",namespace=\"{ns}\",name=\"canary\",status=\"False\"}}",
+            paged.instance
+        ))
+        .map(|_| ())
+    });
+    for w in [&mut watcher, &mut paged] {
+        assert!(!w.log_text().contains("panicked"));
+        assert!(w.terminate().success());
+    }
 }
