@@ -22,6 +22,29 @@ use crate::index::{ObjectKey, ObjectState};
 /// a standby need not remember older states than this.
 pub const LOOKBACK: Duration = Duration::from_secs(5 * 60);
 
+/// The recent states kept per object: the newest, once an object changed more often than
+/// this within [`LOOKBACK`]. Without a bound a tenant rewriting one object with new
+/// conditions grows the standby by every state it writes in 5 minutes (measured by
+/// tests/bench/hostile-rss: 120 MiB in 90 s before the bound). A takeover then cannot mark
+/// the older states' series: they linger for the rest of Prometheus' lookback. A real
+/// object changes a few times in 5 minutes; 16 is several times that.
+pub const RECENT_PER_OBJECT: usize = 16;
+
+/// Records `state` as one of `key`'s recent states at `at`, keeping the newest
+/// [`RECENT_PER_OBJECT`].
+fn remember(
+    recent: &mut HashMap<ObjectKey, Vec<(tokio::time::Instant, Arc<ObjectState>)>>,
+    key: ObjectKey,
+    at: tokio::time::Instant,
+    state: Arc<ObjectState>,
+) {
+    let states = recent.entry(key).or_default();
+    states.push((at, state));
+    if states.len() > RECENT_PER_OBJECT {
+        states.drain(..states.len() - RECENT_PER_OBJECT);
+    }
+}
+
 impl<S: Sink> ObjectExporter<S> {
     /// A standby's dry export: records what the leader was sent (as far as this replica
     /// sees) and the states the leader may still have out there.
@@ -34,7 +57,7 @@ impl<S: Sink> ObjectExporter<S> {
             };
             match (old, &state) {
                 (Some(old), Some(new)) if Arc::ptr_eq(&old, new) => {}
-                (Some(old), _) => self.recent.entry(key).or_default().push((now, old)),
+                (Some(old), _) => remember(&mut self.recent, key, now, old),
                 (None, _) => {}
             }
         }
@@ -54,8 +77,9 @@ impl<S: Sink> ObjectExporter<S> {
     ) {
         if !self.shared.is_leader() {
             for (key, states) in replaced {
-                let recent = self.recent.entry(key).or_default();
-                recent.extend(states.into_iter().map(|s| (now, s)));
+                for state in states {
+                    remember(&mut self.recent, key.clone(), now, state);
+                }
             }
         }
     }
@@ -151,6 +175,28 @@ mod tests {
         let marked: Vec<&Point> = points.iter().filter(|p| p.value.is_none()).collect();
         assert_eq!(report.markers, 1, "{points:?}");
         assert_eq!(marked[0].labels["reason"], "A");
+    }
+
+    /// Issue 19, "memory only grows" on the standby: an object rewritten a thousand times
+    /// with new conditions keeps the newest RECENT_PER_OBJECT states, and a takeover marks
+    /// those.
+    #[tokio::test]
+    async fn a_standby_keeps_a_bounded_number_of_recent_states_per_object() {
+        let mut h = Harness::new(1 << 20);
+        h.shared.set_leader(false);
+        for i in 0..1_000 {
+            h.set(0, "v", &[(&format!("T{i}"), True, "A")], None);
+            if i % 10 == 0 {
+                h.exporter.export(ExportKind::Changes).await;
+            }
+        }
+        h.exporter.export(ExportKind::Changes).await;
+        let kept: usize = h.exporter.recent.values().map(Vec::len).sum();
+        assert_eq!(kept, super::RECENT_PER_OBJECT);
+        h.shared.set_leader(true);
+        let report = h.exporter.export(ExportKind::Full).await;
+        // Each kept state: its condition pair and its since series.
+        assert_eq!(report.markers, 2 * super::RECENT_PER_OBJECT);
     }
 
     #[tokio::test(start_paused = true)]
