@@ -177,7 +177,11 @@ pub struct RunArgs {
     /// (set it from the downward API), else the host name.
     #[arg(long, value_name = "ID", env = "POD_NAME")]
     pub instance_id: Option<String>,
-    /// `k8s.cluster.name` resource attribute; the collector turns it into a `cluster` label.
+    /// `k8s.cluster.name` resource attribute; the collector turns it into the `cluster`
+    /// label that keeps clusters writing to one Prometheus apart. Default:
+    /// `k8s.cluster.name` in $OTEL_RESOURCE_ATTRIBUTES, else the kube-system namespace's
+    /// UID, read at start (needs get on namespaces/kube-system; until it is read nothing is
+    /// exported). Empty counts as not set.
     #[arg(long, value_name = "NAME", env = "K8S_CLUSTER_NAME")]
     pub cluster_name: Option<String>,
     /// Compression of OTLP requests: `gzip`, `zstd` or `none`. Default:

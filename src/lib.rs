@@ -36,7 +36,8 @@
 //!   label enums.
 //! - [`memory`]: returns freed heap to the OS after lists and exports (glibc).
 //! - [`admin`]: `/livez` and `/readyz`. [`check()`]: the one-shot `check` command.
-//! - [`config`], [`client`], [`telemetry`]: flags, the Kubernetes client, logging/resource.
+//! - [`config`], [`client`], [`telemetry`]: flags, the Kubernetes client, logging/resource;
+//!   [`cluster`]: the `cluster` label (the given name, else kube-system's UID, read at start).
 //!
 //! [`run`] wires the stages together, supervises them in one place ([`supervise`]) and
 //! stops them in order on SIGTERM/SIGINT, or exits non-zero if one of them ends.
@@ -44,6 +45,7 @@
 pub mod admin;
 pub mod check;
 pub mod client;
+pub mod cluster;
 pub mod conditions;
 pub mod config;
 mod error;
@@ -121,8 +123,28 @@ pub async fn run(
         per_namespace: args.max_series_per_namespace,
         per_resource: args.max_series_per_resource,
     });
+    // The probes are answered while the cluster's identity is read (live, not ready).
+    let mut admin = tokio::spawn(admin::serve(listener, shared.clone()));
+    let mut shutdown = std::pin::pin!(shutdown);
+    let given = cluster::given_name(cluster_name.as_deref(), cluster::resource_attribute_name());
+    let cluster = tokio::select! {
+        cluster = cluster::resolve(&client, given) => Some(cluster),
+        _ = &mut shutdown => None,
+    };
+    let cluster = match cluster {
+        Some(Ok(cluster)) => cluster,
+        Some(Err(e)) => {
+            admin.abort();
+            return Err(e);
+        }
+        None => {
+            admin.abort();
+            info!("shutdown requested before the cluster's identity was read: nothing was exported; exiting");
+            return Ok(());
+        }
+    };
     let identity = telemetry::instance(instance_id.as_deref());
-    let resource = telemetry::resource(service_name, Some(&identity), cluster_name.as_deref());
+    let resource = telemetry::resource(service_name, Some(&identity), Some(&cluster));
     let ExportStage {
         mut objects,
         self_metrics,
@@ -162,6 +184,7 @@ pub async fn run(
         compression = ?export_config.compression,
         headers = ?export_config.headers,
         max_request_bytes = export_config.max_request_bytes,
+        cluster = %cluster.name,
         "sei-condition-watcher started"
     );
 
@@ -184,12 +207,13 @@ pub async fn run(
     };
     let ended = supervise(
         watch::run(client, watch_config, shared.clone()),
-        admin::serve(listener, shared.clone()),
+        &mut admin,
         election,
         &mut exporting,
         shutdown,
     )
     .await;
+    admin.abort();
     let result = match ended {
         Some(stage) => {
             error!("the {stage} ended unexpectedly: stopping, then exiting with an error");

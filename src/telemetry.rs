@@ -4,6 +4,7 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::EnvFilter;
 
+use crate::cluster::{ClusterIdentity, CLUSTER_NAME_ATTRIBUTE};
 use crate::config::LogFormat;
 
 /// Directives appended to every filter: the gRPC and HTTP stacks log every connection
@@ -45,20 +46,25 @@ pub fn init_logging(format: LogFormat, filter: Option<&str>) {
     };
 }
 
-/// One resource for every metric: `service.name`, `service.instance.id`, the optional
-/// `k8s.cluster.name`, plus whatever `OTEL_RESOURCE_ATTRIBUTES` adds (explicit values win).
+/// One resource for every metric: `service.name`, `service.instance.id`,
+/// `k8s.cluster.name` (the given cluster name, else the kube-system namespace's UID:
+/// [`crate::cluster`]) and `k8s.cluster.uid` when that UID was read, plus whatever
+/// `OTEL_RESOURCE_ATTRIBUTES` adds (explicit values win).
 pub fn resource(
     service_name: &str,
     instance_id: Option<&str>,
-    cluster_name: Option<&str>,
+    cluster: Option<&ClusterIdentity>,
 ) -> Resource {
     let instance = instance(instance_id);
     let mut attributes = vec![
         KeyValue::new("service.instance.id", instance),
         KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
     ];
-    if let Some(cluster) = cluster_name.filter(|c| !c.is_empty()) {
-        attributes.push(KeyValue::new("k8s.cluster.name", cluster.to_owned()));
+    if let Some(cluster) = cluster.filter(|c| !c.name.is_empty()) {
+        attributes.push(KeyValue::new(CLUSTER_NAME_ATTRIBUTE, cluster.name.clone()));
+        if let Some(uid) = &cluster.uid {
+            attributes.push(KeyValue::new("k8s.cluster.uid", uid.clone()));
+        }
     }
     Resource::builder()
         .with_service_name(service_name.to_owned())
@@ -79,4 +85,44 @@ pub fn instance(instance_id: Option<&str>) -> String {
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "sei-condition-watcher".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::Key;
+
+    use super::*;
+
+    fn attribute(resource: &Resource, key: &'static str) -> Option<String> {
+        resource
+            .get(&Key::from_static_str(key))
+            .map(|v| v.as_str().into_owned())
+    }
+
+    #[test]
+    fn the_cluster_identity_is_on_the_resource() {
+        let derived = ClusterIdentity {
+            name: "6c1f8a9e".into(),
+            uid: Some("6c1f8a9e".into()),
+        };
+        let r = resource("svc", Some("pod-1"), Some(&derived));
+        assert_eq!(
+            attribute(&r, CLUSTER_NAME_ATTRIBUTE).as_deref(),
+            Some("6c1f8a9e")
+        );
+        assert_eq!(
+            attribute(&r, "k8s.cluster.uid").as_deref(),
+            Some("6c1f8a9e")
+        );
+        let named = ClusterIdentity {
+            name: "prod-eu".into(),
+            uid: None,
+        };
+        let r = resource("svc", Some("pod-1"), Some(&named));
+        assert_eq!(
+            attribute(&r, CLUSTER_NAME_ATTRIBUTE).as_deref(),
+            Some("prod-eu")
+        );
+        assert_eq!(attribute(&r, "k8s.cluster.uid"), None);
+    }
 }

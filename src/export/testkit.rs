@@ -134,7 +134,14 @@ impl Harness {
                 .unwrap();
         }
         let recorder = Recorder::default();
-        let resource = crate::telemetry::resource("svc", Some("pod-1"), Some("prod-eu"));
+        let resource = crate::telemetry::resource(
+            "svc",
+            Some("pod-1"),
+            Some(&crate::cluster::ClusterIdentity {
+                name: "prod-eu".into(),
+                uid: None,
+            }),
+        );
         let encoder = crate::export::encoder(&resource, max_request_bytes);
         let exporter = ObjectExporter::new(
             shared.clone(),

@@ -233,6 +233,7 @@ fn every_kind_exports_its_conditions_with_exact_names_and_labels() {
 
     let condition_labels = keys(&[
         "__name__",
+        "cluster",
         "instance",
         "job",
         "name",
@@ -241,7 +242,15 @@ fn every_kind_exports_its_conditions_with_exact_names_and_labels() {
         "status",
         "type",
     ]);
-    let time_labels = keys(&["__name__", "instance", "job", "name", "namespace", "type"]);
+    let time_labels = keys(&[
+        "__name__",
+        "cluster",
+        "instance",
+        "job",
+        "name",
+        "namespace",
+        "type",
+    ]);
     for (labels, value) in &all {
         assert_eq!(labels["job"], "sei-condition-watcher", "{labels:?}");
         assert_eq!(labels["instance"], watcher.instance, "{labels:?}");
@@ -599,7 +608,15 @@ fn outdated_while_observed_generation_lags_and_gone_when_current() {
     let series = s.query(&outdated_all);
     assert_eq!(
         labels_of(&series),
-        keys(&["__name__", "instance", "job", "name", "namespace", "type"])
+        keys(&[
+            "__name__",
+            "cluster",
+            "instance",
+            "job",
+            "name",
+            "namespace",
+            "type"
+        ])
     );
     assert_eq!(
         outdated("Paused"),
@@ -845,6 +862,7 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
         labels_of(&labels),
         keys(&[
             "__name__",
+            "cluster",
             "instance",
             "job",
             "name",

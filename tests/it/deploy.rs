@@ -113,9 +113,19 @@ fn manifests_apply_server_side() {
     ] {
         assert!(out.contains(object), "{object} not applied: {out}");
     }
+    // Its only cluster-wide grant is the cluster identity's (get on namespaces/kube-system).
+    let cluster_roles: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("clusterrole.rbac.authorization.k8s.io/"))
+        .collect();
+    assert_eq!(
+        cluster_roles.len(),
+        1,
+        "the namespaced variant must not apply the sei.io ClusterRole: {out}"
+    );
     assert!(
-        !out.contains("clusterrole.rbac.authorization.k8s.io/"),
-        "the namespaced variant must not apply the ClusterRole: {out}"
+        cluster_roles[0].contains("/sei-condition-watcher-cluster-identity "),
+        "{out}"
     );
 }
 
@@ -138,15 +148,19 @@ fn watcher_runs_with_least_privilege() {
         )
     };
 
-    // Allowed: reading SeiNodes.
+    // Allowed: reading SeiNodes, and the kube-system Namespace (the cluster's identity).
     let (ok, err) = as_watcher(&["get", "seinodes", "-A"]);
     assert!(ok, "the watcher's identity cannot list SeiNodes: {err}");
+    let (ok, err) = as_watcher(&["get", "namespace", "kube-system"]);
+    assert!(ok, "the watcher's identity cannot read kube-system: {err}");
     // Refused: Secrets, and any write to SeiNodes.
     let ns = s.ns();
     s.seinode_with("a", "False", "TLSSecretNotFound");
     for (what, args) in [
         ("read Secrets", vec!["-n", ns, "get", "secrets"]),
         ("read Secrets cluster-wide", vec!["get", "secrets", "-A"]),
+        ("list Namespaces", vec!["get", "namespaces"]),
+        ("read another Namespace", vec!["get", "namespace", ns]),
         (
             "patch SeiNode status",
             vec![
@@ -177,7 +191,15 @@ fn watcher_runs_with_least_privilege() {
         }
     }
 
-    // And the watcher itself works under that identity.
+    // And the watcher itself works under that identity, its series labelled with the
+    // cluster's identity (no --cluster-name): kube-system's UID.
+    let uid = s.kubectl_ok(&[
+        "get",
+        "namespace",
+        "kube-system",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
     let mut watcher = s
         .watcher()
         .instance(&format!("{ns}-sa-watcher"))
@@ -189,7 +211,7 @@ fn watcher_runs_with_least_privilege() {
         "exported by the least-privileged watcher",
         || {
             (s.query_one(&format!(
-                "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"a\",instance=\"{}\"}}",
+                "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"a\",instance=\"{}\",cluster=\"{uid}\"}}",
                 watcher.instance
             )) == Some(0.0))
             .then_some(())
@@ -218,11 +240,29 @@ fn missing_permission_is_one_clear_line() {
         "unbound-watcher",
     ]);
     let path = token_kubeconfig(&s, "unbound-watcher");
+    // Without a cluster name, the first refusal is kube-system's (the cluster's identity):
+    // said once, retried, nothing exported, not ready.
     let mut watcher = s
         .watcher()
         .instance("unbound-watcher")
         .cluster_wide()
         .kubeconfig(&path)
+        .start();
+    let line = "grant this identity get on namespaces/kube-system";
+    eventually(Duration::from_secs(20), "a cluster identity line", || {
+        watcher.log_text().contains(line).then_some(())
+    });
+    assert_eq!(watcher.admin_status("/readyz"), 503);
+    assert!(watcher.is_running(), "no crash on forbidden");
+    assert_eq!(watcher.log_text().matches(line).count(), 1, "said once");
+    assert!(watcher.terminate().success());
+    // With a cluster name, kube-system is not read: the refusal is the SeiNodes'.
+    let mut watcher = s
+        .watcher()
+        .instance("unbound-watcher")
+        .cluster_wide()
+        .kubeconfig(&path)
+        .args(["--cluster-name", "unbound"])
         .start();
     eventually(Duration::from_secs(20), "a forbidden log line", || {
         watcher
@@ -230,6 +270,11 @@ fn missing_permission_is_one_clear_line() {
             .contains("grant this identity get, list and watch on seinodes.sei.io")
             .then_some(())
     });
+    assert!(
+        !watcher.log_text().contains("kube-system"),
+        "{}",
+        watcher.log_text()
+    );
     assert_eq!(watcher.admin_status("/readyz"), 503);
     assert!(watcher.is_running(), "no crash on forbidden");
     assert!(watcher.terminate().success());
@@ -531,6 +576,42 @@ fn lease_rbac_is_the_minimum_in_the_watchers_namespace() {
             );
         }
     }
+}
+
+/// The cluster identity's ClusterRole (rbac.yaml) is `get` on the kube-system Namespace and
+/// nothing else, bound to the watcher's ServiceAccount; the namespaced variant keeps it (it
+/// deletes the sei.io ClusterRole by name only).
+#[test]
+fn cluster_identity_rbac_is_get_on_kube_system_only() {
+    let docs = yaml_docs("deploy/watcher/rbac.yaml");
+    let named = |kind: &str| {
+        docs.iter()
+            .find(|d| {
+                d["kind"] == kind
+                    && d["metadata"]["name"] == "sei-condition-watcher-cluster-identity"
+            })
+            .unwrap_or_else(|| {
+                panic!("rbac.yaml has no {kind} sei-condition-watcher-cluster-identity")
+            })
+    };
+    assert_eq!(
+        named("ClusterRole")["rules"],
+        json!([{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["kube-system"], "verbs": ["get"]}])
+    );
+    let binding = named("ClusterRoleBinding");
+    assert_eq!(
+        binding["roleRef"]["name"],
+        "sei-condition-watcher-cluster-identity"
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "sei-condition-watcher", "namespace": "sei-condition-watcher"}])
+    );
+    let namespaced = read("deploy/watcher-namespaced/kustomization.yaml");
+    assert!(
+        !namespaced.contains("name: sei-condition-watcher-cluster-identity"),
+        "the namespaced variant keeps the cluster identity's grant"
+    );
 }
 
 /// The NetworkPolicy admits no pod at all (only the node's own traffic, the kubelet's

@@ -11,6 +11,8 @@ mod alertmanager_inhibit;
 #[cfg(feature = "stack-tests")]
 mod api_server_lifecycle;
 #[cfg(feature = "stack-tests")]
+mod cluster_identity;
+#[cfg(feature = "stack-tests")]
 mod conditions;
 mod crd_compat;
 mod dashboard;

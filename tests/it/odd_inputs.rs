@@ -131,7 +131,9 @@ fn max_series_of_usize_max_is_ignored_with_a_warning() {
                 .into(),
         )
     });
+    // A cluster name: the fake has no kube-system to derive the cluster's identity from.
     let mut watcher = Watcher::command("odd-inputs")
+        .args(["--cluster-name", "odd-inputs"])
         .args(["--max-series", "18446744073709551615", "--kubeconfig"])
         .args([fake.kubeconfig("max-series")])
         .args([
@@ -163,4 +165,35 @@ fn max_series_of_usize_max_is_ignored_with_a_warning() {
     assert_eq!(status.code(), Some(0), "{}", watcher.log_text());
     let _ = std::fs::remove_file(&watcher.log);
     let _ = std::fs::remove_file(fake.kubeconfig_path("max-series"));
+}
+
+#[test]
+fn an_api_server_without_kube_system_and_no_cluster_name_is_one_line_and_exit_2() {
+    // Nothing to derive the cluster's identity from, and no name given: the watcher
+    // cannot tell its series from another cluster's, so it does not start.
+    let fake = FakeApiServer::start(|_, _| {
+        (
+            404,
+            r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#
+                .into(),
+        )
+    });
+    let out = Command::new(BIN)
+        .args(["--admin-addr", "127.0.0.1:0", "--kubeconfig"])
+        .arg(fake.kubeconfig("no-kube-system"))
+        .env("K8S_CLUSTER_NAME", "")
+        .env_remove("OTEL_RESOURCE_ATTRIBUTES")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("no kube-system namespace") && errors[0].contains("set --cluster-name"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(fake.requests(), 1, "not retried");
+    let _ = std::fs::remove_file(fake.kubeconfig_path("no-kube-system"));
 }

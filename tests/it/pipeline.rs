@@ -60,6 +60,7 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
         let expected: BTreeSet<&str> = match labels["__name__"].as_str() {
             "seinode_sidecar_tls_secret_status" => [
                 "__name__",
+                "cluster",
                 "instance",
                 "job",
                 "name",
@@ -70,6 +71,7 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
             .into(),
             "seinode_status_condition" => [
                 "__name__",
+                "cluster",
                 "instance",
                 "job",
                 "name",
@@ -79,10 +81,25 @@ fn create_update_delete_arrive_in_prometheus_with_exact_names_and_labels() {
                 "type",
             ]
             .into(),
-            "seinode_status_condition_last_transition_timestamp_seconds" => {
-                ["__name__", "instance", "job", "name", "namespace", "type"].into()
-            }
-            _ => ["__name__", "instance", "job", "name", "namespace"].into(),
+            "seinode_status_condition_last_transition_timestamp_seconds" => [
+                "__name__",
+                "cluster",
+                "instance",
+                "job",
+                "name",
+                "namespace",
+                "type",
+            ]
+            .into(),
+            _ => [
+                "__name__",
+                "cluster",
+                "instance",
+                "job",
+                "name",
+                "namespace",
+            ]
+            .into(),
         };
         assert_eq!(
             labels.keys().map(String::as_str).collect::<BTreeSet<_>>(),

@@ -235,12 +235,19 @@ stop_component() {
   rm -f "$pidfile"
 }
 
+# The components `up` starts: all of them, or with `up --api-only` a second cluster's
+# etcd and API server only (with the sei.io CRDs), whose watcher writes to another stack's
+# collector, Prometheus and Alertmanager (tests/it/cluster_identity.rs).
+API_ONLY_COMPONENTS="etcd kube-apiserver"
+
 stack_up() {
   RULE_FOR=""
+  local components=$RUN_COMPONENTS
   while [[ $# -gt 0 ]]; do
     case $1 in
       --rule-for) RULE_FOR=${2:?--rule-for needs a duration such as 30s}; shift 2 ;;
-      *) die "up: unknown option '$1' (known: --rule-for DURATION)" ;;
+      --api-only) components=$API_ONLY_COMPONENTS; shift ;;
+      *) die "up: unknown option '$1' (known: --rule-for DURATION, --api-only)" ;;
     esac
   done
   command -v openssl >/dev/null || die "openssl is needed to create the stack's certificates (apt-get install openssl)"
@@ -265,12 +272,13 @@ stack_up() {
       echo "${vars[$i]}=${ports[$i]}"
     done
     echo "RULE_FOR=$RULE_FOR"
+    echo "STACK_COMPONENTS=\"$components\""
   } >"$STACK_DIR/ports.env"
   load_ports
   write_pki
   write_kubeconfig
   write_configs
-  for comp in $RUN_COMPONENTS; do
+  for comp in $components; do
     start_component "$comp"
     wait_healthy "$comp"
   done
@@ -316,7 +324,7 @@ stack_down() {
 stack_status() {
   load_ports
   local comp pid state
-  for comp in $RUN_COMPONENTS; do
+  for comp in ${STACK_COMPONENTS:-$RUN_COMPONENTS}; do
     pid=$(cat "$STACK_DIR/pids/$comp.pid" 2>/dev/null || echo -)
     if health_check "$comp" >/dev/null 2>&1; then state=healthy
     elif [[ $pid != - ]] && kill -0 "$pid" 2>/dev/null; then state=unhealthy
