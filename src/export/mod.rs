@@ -85,6 +85,7 @@ pub mod names {
     pub const LEADER: &str = "sei_condition_watcher_leader";
     pub const RESOURCE_BLIND: &str = "sei_condition_watcher_resource_blind";
     pub const UNDECODABLE: &str = "sei_condition_watcher_undecodable_objects";
+    pub const DUPLICATE_IDENTITY: &str = "sei_condition_watcher_duplicate_identity";
 
     /// The object families of the default resources, as they arrive in Prometheus.
     pub const SEI_FAMILIES: [&str; 12] = [
@@ -104,7 +105,7 @@ pub mod names {
 
     /// Every metric the watcher exports with the default resources (docs/metrics.md
     /// documents each; tests/docs.rs checks).
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         READY,
         STATUS,
         LAST_TRANSITION,
@@ -121,6 +122,7 @@ pub mod names {
         LEADER,
         RESOURCE_BLIND,
         UNDECODABLE,
+        DUPLICATE_IDENTITY,
     ];
 }
 
