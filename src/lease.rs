@@ -75,8 +75,9 @@ pub const PROCESS_ANNOTATION: &str = "sei-condition-watcher.sei.io/holder-proces
 pub struct ProcessToken(String);
 
 impl ProcessToken {
-    /// The process id, the start time in nanoseconds and 64 random bits (std's hasher keys
-    /// are seeded from the operating system's randomness once per process).
+    /// The process id, the start time in nanoseconds and 64 random bits (std's `RandomState`
+    /// keys come from the operating system's randomness, drawn once per thread), so no new
+    /// dependency is needed for a value that only has to differ between processes.
     pub fn new() -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
