@@ -3,6 +3,12 @@
 //! `/readyz` answers 200 only after every watch has completed its first list and the
 //! exporter exists, so a rollout waits until the new pod exports the whole fleet.
 //!
+//! It does not say whether object series are being *delivered*: the standby delivers
+//! nothing by design, and a collector outage is the same for every replica, so a `/readyz`
+//! that failed with the exports would only block rollouts and node drains (the
+//! PodDisruptionBudget counts unready pods) without sending a sample. Delivery has its own
+//! alerts (`SeiConditionWatcherNotDelivering`, `SeiConditionWatcherAbsent`).
+//!
 //! It serves the kubelet's probes, a few requests a minute, so it is bounded so that no
 //! client can starve them or make the process spin:
 //!
@@ -10,12 +16,17 @@
 //!   [`Limits::header_read_timeout`] is closed (hyper's header-read timeout);
 //! - one request per connection (the kubelet opens one per probe): the connection closes
 //!   once the response is written, whatever the client still sends;
-//! - at most [`Limits::max_connections`] connections at once; one more is closed at once,
-//!   and the refusals are logged at `debug`, at most one line per [`LOG_EVERY`];
+//! - at most [`Limits::max_connections`] connections at once, and a new connection is
+//!   always accepted: at the cap, the *oldest* open connection is closed to make room. A
+//!   probe sends its whole request as soon as it connects and is answered within a
+//!   millisecond, so slow or silent clients (slowloris) only ever push each other out,
+//!   never the probe; the evictions are logged at `debug`, at most one line per
+//!   [`LOG_EVERY`];
 //! - an accept error (EMFILE when the process is out of file descriptors, say) is retried
 //!   after a pause growing from [`ACCEPT_BACKOFF_MIN`] to [`ACCEPT_BACKOFF_MAX`] instead of
 //!   at once in a loop, and logged at `warn` at most once per [`LOG_EVERY`].
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -30,7 +41,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -51,7 +62,7 @@ pub struct Limits {
     /// A connection that has not sent a whole request head within this is closed. The
     /// kubelet's probes send theirs at once; their own timeout is 1 s by default.
     pub header_read_timeout: Duration,
-    /// Connections served at once; a connection over the cap is closed at once.
+    /// Connections open at once; a new one over the cap closes the oldest.
     pub max_connections: usize,
 }
 
@@ -59,7 +70,12 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(5),
-            max_connections: 16,
+            // Bounds the file descriptors and memory held by connections (a hyper
+            // connection task with its read buffer, a few KiB each: well under 1 MiB in
+            // all). It does not need to cover an attack, since the oldest connection
+            // makes room for a new one; 64 lets a few dozen slow but honest clients
+            // (curl over a port-forward, a monitoring agent) finish side by side.
+            max_connections: 64,
         }
     }
 }
@@ -100,10 +116,11 @@ where
     F: Future<Output = io::Result<S>>,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // The open connections, oldest first.
+    let mut open: VecDeque<AbortHandle> = VecDeque::with_capacity(limits.max_connections);
     let mut backoff = None;
     let mut accept_errors = Throttle::new(LOG_EVERY);
-    let mut refusals = Throttle::new(LOG_EVERY);
+    let mut evictions = Throttle::new(LOG_EVERY);
     loop {
         let stream = match accept().await {
             Ok(stream) => {
@@ -124,20 +141,23 @@ where
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            if let Some(refused) = refusals.hit(Instant::now()) {
+        open.retain(|connection| !connection.is_finished());
+        while open.len() >= limits.max_connections.max(1) {
+            let Some(oldest) = open.pop_front() else {
+                break;
+            };
+            // Dropping the connection's task closes its socket.
+            oldest.abort();
+            if let Some(evicted) = evictions.hit(Instant::now()) {
                 debug!(
-                    refused,
+                    evicted,
                     max_connections = limits.max_connections,
-                    "admin server: too many connections at once; closing the new ones"
+                    "admin server: too many connections at once; closing the oldest to make room"
                 );
             }
-            drop(stream);
-            continue;
-        };
+        }
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
+        let connection = tokio::spawn(async move {
             let service = service_fn(move |req: hyper::Request<Incoming>| {
                 let response = respond(req.method(), req.uri().path(), &shared);
                 async move { Ok::<_, std::convert::Infallible>(response) }
@@ -152,6 +172,7 @@ where
                 debug!("admin connection error: {e}");
             }
         });
+        open.push_back(connection.abort_handle());
     }
 }
 
@@ -362,46 +383,111 @@ mod tests {
         assert_eq!(get(addr, "/livez").await, "HTTP/1.1 200 OK");
     }
 
+    /// Opens a connection that sends half a request head and then nothing.
+    async fn half_a_head(addr: SocketAddr) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /livez HTTP/1.1\r\nHost: probe\r\n")
+            .await
+            .unwrap();
+        stream
+    }
+
     #[tokio::test]
-    async fn the_connection_over_the_cap_is_closed_at_once() {
+    async fn a_connection_over_the_cap_closes_the_oldest_and_is_served() {
         let addr = start(Limits {
             header_read_timeout: Duration::from_secs(30),
             max_connections: 2,
         })
         .await;
-        // Two connections hold both slots: each has sent half a request.
-        let mut open = Vec::new();
-        for _ in 0..2 {
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            stream
-                .write_all(b"GET /livez HTTP/1.1\r\nHost: probe\r\n")
-                .await
-                .unwrap();
-            open.push(stream);
-        }
-        // The third is closed without an answer, long before the 30 s header timeout
-        // could have freed a slot.
-        let started = Instant::now();
-        assert_eq!(get(addr, "/livez").await, "", "served over the cap");
-        assert!(started.elapsed() < Duration::from_secs(10));
-        // The two open ones are served when they finish their requests...
-        open[0].write_all(b"\r\n").await.unwrap();
-        let answer = until_closed(&mut open[0]).await;
+        // Two connections hold both places: each has sent half a request.
+        let mut oldest = half_a_head(addr).await;
+        let mut second = half_a_head(addr).await;
+        // Let the server accept both, in this order, before the probe comes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The probe is served, long before the 30 s header timeout could have freed a place...
+        assert_eq!(get(addr, "/livez").await, "HTTP/1.1 200 OK");
+        // ...because the oldest connection was closed to make room, without an answer.
+        assert_eq!(until_closed(&mut oldest).await, "");
+        // The other one still finishes its request.
+        second.write_all(b"\r\n").await.unwrap();
+        let answer = until_closed(&mut second).await;
         assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer:?}");
-        // ...and a slot, once free, serves a new connection.
-        let mut status = String::new();
-        for _ in 0..50 {
-            status = get(addr, "/livez").await;
-            if !status.is_empty() {
-                break;
+    }
+
+    /// How a slow client behaves.
+    #[derive(Clone, Copy, Debug)]
+    enum Slow {
+        /// Connects and sends nothing.
+        Silent,
+        /// Sends half a request head, then nothing.
+        HalfHead,
+        /// Sends its request head one byte every 100 ms (it never completes within the test).
+        Trickle,
+    }
+
+    /// Opens a slow connection; a trickling one keeps writing from its own task until the
+    /// server closes it.
+    async fn slow_client(addr: SocketAddr, how: Slow) -> Option<TcpStream> {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        match how {
+            Slow::Silent => Some(stream),
+            Slow::HalfHead => {
+                stream
+                    .write_all(b"GET /readyz HTTP/1.1\r\nHost: probe\r\n")
+                    .await
+                    .unwrap();
+                Some(stream)
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            Slow::Trickle => {
+                tokio::spawn(async move {
+                    for byte in b"GET /livez HTTP/1.1\r\nHost: probe\r\nX-Slow: "
+                        .iter()
+                        .cycle()
+                    {
+                        if stream.write_all(&[*byte]).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                });
+                None
+            }
         }
-        assert_eq!(status, "HTTP/1.1 200 OK");
-        open[1].write_all(b"\r\n").await.unwrap();
-        assert!(until_closed(&mut open[1])
-            .await
-            .starts_with("HTTP/1.1 200 OK"));
+    }
+
+    /// The slowloris: 200 connections that are open and slow (silent, half a head,
+    /// a byte at a time) do not keep the kubelet's probes from an answer within its default
+    /// 1 s timeout. Latencies: `cargo test --lib two_hundred_slow -- --nocapture`.
+    #[tokio::test]
+    async fn two_hundred_slow_connections_do_not_starve_the_probes() {
+        let addr = start(Limits::default()).await;
+        let mut held = Vec::new();
+        for i in 0..200 {
+            let how = [Slow::Silent, Slow::HalfHead, Slow::Trickle][i % 3];
+            held.extend(slow_client(addr, how).await);
+        }
+        // Let the server accept every one before the probes come.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut latencies = Vec::new();
+        for path in ["/livez", "/readyz", "/livez", "/readyz", "/livez"] {
+            let asked = Instant::now();
+            let status = get(addr, path).await;
+            let took = asked.elapsed();
+            let expected = if path == "/livez" {
+                "HTTP/1.1 200 OK"
+            } else {
+                "HTTP/1.1 503 Service Unavailable"
+            };
+            assert_eq!(status, expected, "{path} with 200 slow connections open");
+            assert!(
+                took < Duration::from_secs(1),
+                "{path} answered after {took:?}: the kubelet's default probe timeout is 1 s"
+            );
+            latencies.push(took);
+        }
+        println!("probe latencies with 200 slow connections open: {latencies:?}");
+        drop(held);
     }
 
     #[test]

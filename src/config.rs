@@ -173,8 +173,9 @@ pub struct RunArgs {
         default_value = "sei-condition-watcher"
     )]
     pub service_name: String,
-    /// `service.instance.id` resource attribute (the `instance` label). Default: $POD_NAME
-    /// (set it from the downward API), else the host name.
+    /// `service.instance.id` resource attribute (the `instance` label), and this replica's
+    /// identity in the Lease: give every process its own. Default: $POD_NAME (set it from
+    /// the downward API), else the host name.
     #[arg(long, value_name = "ID", env = "POD_NAME")]
     pub instance_id: Option<String>,
     /// `k8s.cluster.name` resource attribute; the collector turns it into the `cluster`
@@ -215,7 +216,9 @@ pub struct RunArgs {
     pub keep_series_on_shutdown: bool,
     #[command(flatten)]
     pub leader: crate::lease::LeaderArgs,
-    /// Address of the admin HTTP server (/livez, /readyz).
+    /// Address of the admin HTTP server (/livez, /readyz). /readyz: every resource listed
+    /// and the exporter built (not: exports delivered). At most 64 connections; a new one
+    /// closes the oldest, so slow clients cannot starve the probes.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub admin_addr: SocketAddr,
     /// Log format.

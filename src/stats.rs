@@ -3,7 +3,7 @@
 //! fixed values ([`Label`]), so no self-metric can grow unbounded and a counter can only be
 //! given a value it knows.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 /// One label of a self-metric: its name and every value it can take.
 pub trait Label: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
@@ -189,6 +189,9 @@ pub struct Stats {
     pub exports: AtomicU64,
     /// Staleness markers delivered for series that disappeared.
     pub staleness_markers: AtomicU64,
+    /// Whether another live process with this replica's identity holds the leader-election
+    /// Lease ([`crate::lease`]): a misconfiguration that leaves this one standing by.
+    pub duplicate_identity: AtomicBool,
 }
 
 impl Stats {
@@ -199,6 +202,7 @@ impl Stats {
             export_errors: Counter::default(),
             exports: AtomicU64::new(0),
             staleness_markers: AtomicU64::new(0),
+            duplicate_identity: AtomicBool::new(false),
         }
     }
 

@@ -137,6 +137,14 @@ pub(super) fn register(meter: &Meter, shared: &Arc<Shared>) -> Kept {
             false,
             |s| u64::from(s.is_leader()),
         ),
+        single(
+            meter,
+            shared,
+            names::DUPLICATE_IDENTITY,
+            "1 while another live process with this replica's identity holds the leader-election Lease (this one stands by)",
+            false,
+            |s| u64::from(s.stats.duplicate_identity.load(Ordering::Relaxed)),
+        ),
         per_resource_gauge(
             meter,
             shared,

@@ -87,6 +87,7 @@ pub mod names {
     pub const UNDECODABLE: &str = "sei_condition_watcher_undecodable_objects";
     pub const UNREADABLE: &str = "sei_condition_watcher_unreadable_condition_objects";
     pub const REFUSED: &str = "sei_condition_watcher_refused_conditions";
+    pub const DUPLICATE_IDENTITY: &str = "sei_condition_watcher_duplicate_identity";
 
     /// The object families of the default resources, as they arrive in Prometheus.
     pub const SEI_FAMILIES: [&str; 16] = [
@@ -110,7 +111,7 @@ pub mod names {
 
     /// Every metric the watcher exports with the default resources (docs/metrics.md
     /// documents each; tests/docs.rs checks).
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         READY,
         STATUS,
         LAST_TRANSITION,
@@ -129,6 +130,7 @@ pub mod names {
         UNDECODABLE,
         UNREADABLE,
         REFUSED,
+        DUPLICATE_IDENTITY,
     ];
 }
 

@@ -25,6 +25,8 @@ mod faults;
 mod generated_files;
 #[cfg(feature = "stack-tests")]
 mod image;
+#[cfg(feature = "stack-tests")]
+mod lease;
 mod odd_inputs;
 mod otlp_auth;
 mod otlp_tls;

@@ -66,10 +66,14 @@ impl WatcherCmd {
 
     /// Starts the process, its stdout and stderr to its log file.
     pub fn start(self) -> Watcher {
+        // A number per watcher: two processes with one instance id (tests/it/lease.rs)
+        // must not write one log file.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let log = std::env::temp_dir().join(format!(
-            "seinode-watcher-{}-{}.log",
+            "seinode-watcher-{}-{}-{}.log",
             self.instance,
-            std::process::id()
+            std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(BIN);
