@@ -49,7 +49,7 @@ fn alert_state(s: &Scenario, name: &str) -> Option<String> {
 }
 
 #[test]
-fn broken_secret_pages_and_resolves_with_the_shipped_rule() {
+fn broken_secret_pages_and_is_held_after_the_fix_with_the_shipped_rule() {
     let s = Scenario::new("e2e-page");
     assert_eq!(
         s.alert_rule(ALERT)["duration"].as_f64(),
@@ -94,18 +94,31 @@ fn broken_secret_pages_and_resolves_with_the_shipped_rule() {
         broken_at.elapsed()
     ));
 
+    // Fixed: the True series arrives at once, and the page is held for the rule's
+    // keep_firing_for (10m: a fix looks like a gap to Prometheus, issue 19 item 6), so no
+    // resolution within a minute. The resolution after the hold is in the promtool
+    // timelines (tests/rules/outage.test.yaml) and the demo (tests/demo, hold shortened).
+    assert_eq!(
+        s.alert_rule(ALERT)["keepFiringFor"].as_f64(),
+        Some(600.0),
+        "the shipped rule holds a firing page 10 minutes"
+    );
     let fixed_at = Instant::now();
     s.set_condition("rpc-0", "True", "TLSSecretReady");
-    eventually(Duration::from_secs(90), "resolved notification", || {
-        notifications(&s)
-            .into_iter()
-            .find(|(status, labels, _)| status == "resolved" && labels["name"] == "rpc-0")
-            .map(|_| ())
+    eventually(Duration::from_secs(30), "the True series", || {
+        (s.ready("rpc-0") == Some(1.0)).then_some(())
     });
-    s.figure(&format!(
-        "e2e: condition True -> resolved notification after {:.1?}",
-        fixed_at.elapsed()
-    ));
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(fixed_at.elapsed()));
+    assert_eq!(alert_state(&s, "rpc-0").as_deref(), Some("firing"), "held");
+    assert!(
+        !notifications(&s)
+            .iter()
+            .any(|(status, labels, _)| status == "resolved" && labels["name"] == "rpc-0"),
+        "no resolution during the hold"
+    );
+    s.figure(
+        "e2e: condition True -> page held by keep_firing_for (10m), no resolution within 60 s",
+    );
     assert!(watcher.terminate().success());
 }
 

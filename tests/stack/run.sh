@@ -116,8 +116,9 @@ stack_rules() {
     name=$(basename "$src" .rules.yaml)
     if [[ -n "${RULE_FOR:-}" ]]; then
       {
-        echo "# DEMO COPY of deploy/prometheus/$name.rules.yaml: every 'for:' is shortened to $RULE_FOR."
+        echo "# DEMO COPY of deploy/prometheus/$name.rules.yaml: every 'for:' and 'keep_firing_for:' is shortened to $RULE_FOR."
         sed -e "s/^\(\s*\)for: .*/\1for: $RULE_FOR/" \
+          -e "s/^\(\s*\)keep_firing_for: .*/\1keep_firing_for: $RULE_FOR/" \
           -e "s/^\(\s*\)severity: \(.*\)/\1severity: \2\n\1demo_for: \"$RULE_FOR\"/" "$src"
       } >"$dir/$name.demo.yaml"
     else
