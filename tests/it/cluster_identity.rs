@@ -241,19 +241,6 @@ fn two_clusters_without_names_page_apart() {
         );
     }
 
-    // The UID is also `k8s.cluster.uid`, in each watcher's target_info.
-    for uid in [&uid1, &uid2] {
-        eventually(
-            Duration::from_secs(30),
-            "k8s_cluster_uid in target_info",
-            || {
-                (!s.query(&format!("target_info{{k8s_cluster_uid=\"{uid}\"}}"))
-                    .is_empty())
-                .then_some(())
-            },
-        );
-    }
-
     break_signing_key(&first_kubeconfig, &one, &validator);
     break_signing_key(&first_kubeconfig, &both, &validator);
     break_signing_key(&second_kubeconfig, &both, &validator);

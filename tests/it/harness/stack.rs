@@ -88,6 +88,26 @@ impl Stack {
     }
 
     /// kubectl that must succeed; its stdout.
+    /// The cluster identity a watcher of this stack exports without `--cluster-name`: the
+    /// kube-system namespace's UID (read once).
+    pub fn cluster_uid(&self) -> &'static str {
+        static UID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        UID.get_or_init(|| {
+            self.kubectl_ok(
+                &[
+                    "get",
+                    "namespace",
+                    "kube-system",
+                    "-o",
+                    "jsonpath={.metadata.uid}",
+                ],
+                None,
+            )
+            .trim()
+            .to_owned()
+        })
+    }
+
     pub fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let (ok, out, err) = self.kubectl(args, stdin);
         assert!(ok, "kubectl {args:?} failed: {err}");
