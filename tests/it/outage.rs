@@ -10,7 +10,7 @@
 //! collector of its own (the stack's build and `otel-config/collector.yaml`, writing to the
 //! stack's Prometheus) is stopped while the stack's collector goes on serving everyone else,
 //! and its watcher has its own `--cluster-name` (the test's namespace), so the Absent rule,
-//! which groups by `cluster`, speaks of this pipeline alone. About 11 minutes, mostly waiting.
+//! which groups by `cluster`, speaks of this pipeline alone. About 9.5 minutes, mostly waiting.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
