@@ -31,6 +31,8 @@ mod odd_inputs;
 mod otlp_auth;
 mod otlp_tls;
 #[cfg(feature = "stack-tests")]
+mod outage;
+#[cfg(feature = "stack-tests")]
 mod pipeline;
 #[cfg(feature = "stack-tests")]
 mod trust;

@@ -1,11 +1,12 @@
-//! A second collector of the stack's build, of a test's own: otel-config/collector.yaml plus
-//! one receiver overlay (TLS or bearer-token auth), on free loopback ports, writing to the
-//! stack's Prometheus; and the certificates it serves, issued with openssl as the stack
-//! issues its own.
+//! A second collector of the stack's build, of a test's own: otel-config/collector.yaml
+//! alone or plus one receiver overlay (TLS or bearer-token auth), on free loopback ports,
+//! writing to the stack's Prometheus, stopped and started again on the same ports when a
+//! test cuts its own pipeline; and the certificates it serves, issued with openssl as the
+//! stack issues its own.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{eventually, repo_path, seistack, Stack};
 
@@ -110,14 +111,29 @@ impl Certificate {
 
 /// A collector of the test's own, stopped when dropped.
 pub struct OwnCollector {
-    child: Child,
+    /// None while stopped ([`OwnCollector::stop`]).
+    child: Option<Child>,
+    /// How to start it (again, on the same ports).
+    command: CollectorCommand,
     /// What the watcher's `--otlp-endpoint` takes.
     pub endpoint: String,
-    /// The collector's own log.
+    /// The collector's own log (every start appends to it).
     pub log: PathBuf,
 }
 
+/// The collector's command line and environment, kept to start it again.
+struct CollectorCommand {
+    overlay: Option<String>,
+    env: Vec<(String, String)>,
+    health: u16,
+}
+
 impl OwnCollector {
+    /// otel-config/collector.yaml alone, as the stack runs its own: plain gRPC.
+    pub fn plain(dir: &Path) -> OwnCollector {
+        OwnCollector::start(dir, None, &[], "http://127.0.0.1")
+    }
+
     /// Serves OTLP over TLS with `cert` (receiver-tls.overlay.yaml); with `client_ca`, it
     /// requires a client certificate signed by it (mTLS). The endpoint is
     /// `https://localhost:PORT`, a name the stack's certificates carry.
@@ -127,7 +143,7 @@ impl OwnCollector {
             .unwrap_or_default();
         OwnCollector::start(
             dir,
-            "receiver-tls.overlay.yaml",
+            Some("receiver-tls.overlay.yaml"),
             &[
                 ("COLLECTOR_TLS_CERT_FILE", cert.crt.to_str().unwrap()),
                 ("COLLECTOR_TLS_KEY_FILE", cert.key.to_str().unwrap()),
@@ -141,33 +157,69 @@ impl OwnCollector {
     pub fn auth(dir: &Path, token_file: &Path) -> OwnCollector {
         OwnCollector::start(
             dir,
-            "receiver-auth.overlay.yaml",
+            Some("receiver-auth.overlay.yaml"),
             &[("COLLECTOR_BEARER_TOKEN_FILE", token_file.to_str().unwrap())],
             "http://127.0.0.1",
         )
     }
 
-    fn start(dir: &Path, overlay: &str, env: &[(&str, &str)], base: &str) -> OwnCollector {
+    fn start(dir: &Path, overlay: Option<&str>, env: &[(&str, &str)], base: &str) -> OwnCollector {
         let [grpc, health, metrics] = seistack::free_ports::<3>();
-        let log = dir.join(format!("otelcol-{grpc}.log"));
-        let child = Command::new(Stack::bin("otelcol"))
-            .arg("--config")
-            .arg(repo_path("otel-config/collector.yaml"))
-            .arg("--config")
-            .arg(repo_path(&format!("otel-config/{overlay}")))
-            .env(
-                "PROMETHEUS_REMOTE_WRITE_URL",
+        let mut vars = vec![
+            (
+                "PROMETHEUS_REMOTE_WRITE_URL".to_owned(),
                 format!("{}/api/v1/write", Stack::env("PROMETHEUS_URL")),
-            )
-            .env("COLLECTOR_OTLP_GRPC_ENDPOINT", format!("127.0.0.1:{grpc}"))
-            .env("COLLECTOR_HEALTH_ENDPOINT", format!("127.0.0.1:{health}"))
-            .env("COLLECTOR_METRICS_HOST", "127.0.0.1")
-            .env("COLLECTOR_METRICS_PORT", metrics.to_string())
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("otelcol starts");
+            ),
+            (
+                "COLLECTOR_OTLP_GRPC_ENDPOINT".to_owned(),
+                format!("127.0.0.1:{grpc}"),
+            ),
+            (
+                "COLLECTOR_HEALTH_ENDPOINT".to_owned(),
+                format!("127.0.0.1:{health}"),
+            ),
+            ("COLLECTOR_METRICS_HOST".to_owned(), "127.0.0.1".to_owned()),
+            ("COLLECTOR_METRICS_PORT".to_owned(), metrics.to_string()),
+        ];
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut collector = OwnCollector {
+            child: None,
+            command: CollectorCommand {
+                overlay: overlay.map(str::to_owned),
+                env: vars,
+                health,
+            },
+            endpoint: format!("{base}:{grpc}"),
+            log: dir.join(format!("otelcol-{grpc}.log")),
+        };
+        collector.start_again();
+        collector
+    }
+
+    /// Starts the stopped collector on its ports and waits until it is healthy.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the collector is running");
+        let mut cmd = Command::new(Stack::bin("otelcol"));
+        cmd.arg("--config")
+            .arg(repo_path("otel-config/collector.yaml"));
+        if let Some(overlay) = &self.command.overlay {
+            cmd.arg("--config")
+                .arg(repo_path(&format!("otel-config/{overlay}")));
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        self.child = Some(
+            cmd.envs(self.command.env.iter().map(|(k, v)| (k, v)))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("otelcol starts"),
+        );
+        let overlay = self.command.overlay.as_deref().unwrap_or("no overlay");
+        let health = self.command.health;
         eventually(
             Duration::from_secs(30),
             &format!("collector with {overlay} healthy"),
@@ -178,17 +230,32 @@ impl OwnCollector {
                     .map(|_| ())
             },
         );
-        OwnCollector {
-            child,
-            endpoint: format!("{base}:{grpc}"),
-            log,
+    }
+
+    /// Stops the collector as an orchestrator does (SIGTERM; SIGKILL after 20 s) and waits
+    /// for it to exit; [`OwnCollector::start_again`] starts it on the same ports.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("the collector is running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
 impl Drop for OwnCollector {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
