@@ -410,15 +410,20 @@ impl std::io::Write for Captured {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_flapping_bad_object_is_warned_about_once_and_counted_every_time() {
+/// Captures this thread's `warn` lines (and above) until the guard is dropped.
+fn capture_warnings() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flapping_bad_object_is_warned_about_once_and_counted_every_time() {
+    let (captured, _guard) = capture_warnings();
     // Another test's thread may have cached "no interest" in these callsites meanwhile.
     tracing::callsite::rebuild_interest_cache();
     let (shared, _) = seinode_shared();
@@ -643,13 +648,7 @@ async fn an_unreadable_field_keeps_the_last_readable_condition() {
 /// many problems it left out.
 #[tokio::test]
 async fn a_status_with_thousands_of_bad_entries_is_one_bounded_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_warnings();
     tracing::callsite::rebuild_interest_cache();
     let (shared, _) = seinode_shared();
     let long_type = "T".repeat(crate::conditions::MAX_TYPE_LEN);
