@@ -143,7 +143,19 @@ impl<S: Sink> ObjectExporter<S> {
         report.requests += 1;
         let range = chunk.objects.clone();
         let (markers, bytes) = (chunk.markers, chunk.bytes);
-        match self.sink.send(chunk.request).await {
+        let mut pause = super::finish::RESEND_FIRST_PAUSE;
+        let sent = loop {
+            match self.sink.send(chunk.request.clone()).await {
+                Err(status) if self.finishing && super::finish::may_recover(&status) => {
+                    report.resent_requests += 1;
+                    debug!(status = %status_text(&status), ?pause, "final export: request refused, sending it again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(super::finish::RESEND_MAX_PAUSE);
+                }
+                sent => break sent,
+            }
+        };
+        match sent {
             Ok(()) => {
                 report.markers += markers;
                 report.bytes += bytes;

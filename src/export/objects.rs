@@ -85,6 +85,9 @@ impl ExportKind {
 pub struct Report {
     pub requests: usize,
     pub failed_requests: usize,
+    /// Requests sent again after a refusal the collector may recover from (only in the
+    /// final export, which has no later export to retry them).
+    pub resent_requests: usize,
     pub values: usize,
     pub markers: usize,
     pub bytes: usize,
@@ -115,6 +118,9 @@ pub struct ObjectExporter<S> {
     pub(super) failures: Arc<FailureLog>,
     /// The keys of the refresh cycle under way, listed when it began.
     pub(super) cycle: Vec<ObjectKey>,
+    /// Set by the final export: a refused request is sent again (finish.rs), as nothing
+    /// later would send it.
+    pub(super) finishing: bool,
 }
 
 impl<S: Sink> ObjectExporter<S> {
@@ -125,6 +131,7 @@ impl<S: Sink> ObjectExporter<S> {
             encoder,
             delivered: HashMap::new(),
             retry: HashSet::new(),
+            finishing: false,
             recent: HashMap::new(),
             failures,
             cycle: Vec::new(),
