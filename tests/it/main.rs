@@ -35,4 +35,6 @@ mod outage;
 #[cfg(feature = "stack-tests")]
 mod pipeline;
 #[cfg(feature = "stack-tests")]
+mod prerequisites;
+#[cfg(feature = "stack-tests")]
 mod trust;
