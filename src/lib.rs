@@ -115,7 +115,7 @@ pub async fn run(
         );
     }
     let client = client::kube_client(kube).await?;
-    let channel = export::build_channel(&export_config)?;
+    let transport = export::Transport::connect(&export_config)?;
     let listener = admin::bind(*admin_addr).await?;
 
     let shared = Arc::new(Shared::new(&watch_config.resources));
@@ -148,7 +148,7 @@ pub async fn run(
     let ExportStage {
         mut objects,
         self_metrics,
-    } = ExportStage::new(&export_config, resource, channel, shared.clone())?;
+    } = ExportStage::new(&export_config, resource, transport, shared.clone())?;
     let mut elector = if leader.leader_elect {
         let namespace = lease::namespace(leader)?;
         // Standby until the Lease is won.
@@ -176,6 +176,8 @@ pub async fn run(
     let resources: Vec<String> = watch_config.resources.iter().map(|r| r.label()).collect();
     info!(
         endpoint = %export::channel::redact(&export_config.endpoint),
+        protocol = export_config.protocol.as_str(),
+        receiver = ?export_config.receiver,
         interval = ?export_config.interval,
         refresh = ?export_config.refresh,
         ?resources,
