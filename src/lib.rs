@@ -114,6 +114,22 @@ pub async fn run(
              OTLP receiver's max_recv_msg_size_mib to match, or the collector refuses large exports"
         );
     }
+    if export_config.protocol == export::Protocol::HttpProtobuf {
+        let path = export_config
+            .endpoint
+            .parse::<http::Uri>()
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
+        if path.is_empty() || path == "/" {
+            warn!(
+                endpoint = %export::channel::redact(&export_config.endpoint),
+                "the OTLP/HTTP endpoint has no path, and --otlp-endpoint and \
+                 $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT are used as given: a collector takes \
+                 .../v1/metrics, Prometheus .../api/v1/otlp/v1/metrics (or set \
+                 $OTEL_EXPORTER_OTLP_ENDPOINT, which gets /v1/metrics appended)"
+            );
+        }
+    }
     let client = client::kube_client(kube).await?;
     let transport = export::Transport::connect(&export_config)?;
     let listener = admin::bind(*admin_addr).await?;
