@@ -314,3 +314,75 @@ fn straight_into_prometheus_with_the_labels_the_rules_expect() {
     );
     assert!(watcher.terminate().success(), "{}", watcher.log_text());
 }
+
+/// TLS over HTTP (rustls, not tonic's): a collector with receiver-tls.overlay.yaml requiring
+/// a client certificate. Without the CA the server is not trusted, without a client
+/// certificate the collector refuses; each is one line with its hint. With both, the
+/// object series and the heartbeat arrive.
+#[test]
+fn http_over_mtls_and_its_refusals() {
+    let s = Scenario::new("otlp-http-tls");
+    let dir = s.stack().dir().join("otlp-http-tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stack_ca = Certificate::stack_ca();
+    let server = stack_ca.issue(
+        &dir,
+        "collector",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    );
+    let client = stack_ca.issue(
+        &dir,
+        "watcher",
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    );
+    let ca = stack_ca.crt.to_str().unwrap();
+    let mtls = OwnCollector::tls(&dir, &server, Some(&stack_ca.crt));
+    assert!(mtls.http_endpoint.starts_with("https://localhost:"));
+    let ns = s.ns().to_owned();
+    s.seinode_with("a", "False", "TLSSecretNotFound");
+    let start = |case: &str, extra: &[&str]| {
+        s.watcher()
+            .instance(&format!("{ns}-{case}"))
+            .otlp_endpoint(&mtls.http_endpoint)
+            .args(["--otlp-protocol", "http/protobuf", "--export-timeout", "2s"])
+            .args(extra.iter().copied())
+            .start()
+    };
+    let mut untrusted = start("untrusted", &[]);
+    let line = untrusted.one_export_failure(Duration::ZERO);
+    assert!(
+        line.contains("not signed by a CA the watcher trusts"),
+        "{line}"
+    );
+    assert!(untrusted.terminate().success());
+    let mut no_cert = start("nocert", &["--otlp-ca-file", ca]);
+    let line = no_cert.one_export_failure(Duration::ZERO);
+    assert!(line.contains("client certificate"), "{line}");
+    assert!(no_cert.terminate().success());
+    let mut with_cert = start(
+        "mtls",
+        &[
+            "--otlp-ca-file",
+            ca,
+            "--otlp-client-cert-file",
+            client.crt.to_str().unwrap(),
+            "--otlp-client-key-file",
+            client.key.to_str().unwrap(),
+        ],
+    );
+    eventually(VISIBLE_WITHIN, "series and heartbeat over mTLS", || {
+        let ready = s.query_one(&format!(
+            "seinode_sidecar_tls_secret_ready{{namespace=\"{ns}\",name=\"a\",instance=\"{ns}-mtls\"}}"
+        ));
+        let up = s.query_one(&format!(
+            "sei_condition_watcher_up{{instance=\"{ns}-mtls\"}}"
+        ));
+        (ready == Some(0.0) && up == Some(1.0)).then_some(())
+    });
+    assert!(
+        with_cert.export_failures().is_empty(),
+        "{}",
+        with_cert.log_text()
+    );
+    assert!(with_cert.terminate().success());
+}
