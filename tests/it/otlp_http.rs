@@ -169,7 +169,7 @@ fn http_headers_and_zstd_reach_the_collectors_auth() {
         large >= 16 * 1024,
         "an export over the compression threshold was accepted ({large} bytes)"
     );
-    let refusal = wrong_token.one_export_failure(Duration::from_secs(20));
+    let refusal = wrong_token.one_export_failure(Duration::from_secs(5));
     assert!(refusal.contains("HTTP 401"), "{refusal}");
     assert!(refusal.contains("refused the credentials"), "{refusal}");
     assert!(
