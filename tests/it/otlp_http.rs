@@ -287,6 +287,28 @@ fn straight_into_prometheus_with_the_labels_the_rules_expect() {
                 .then_some(())
         },
     );
+    // The shipped dashboard's table of broken nodes shows both, with their cluster.
+    let table = crate::dashboard::dashboard()["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "table")
+        .unwrap()
+        .clone();
+    let rows = s.query(table["targets"][0]["expr"].as_str().unwrap());
+    let mine: BTreeSet<(String, String)> = rows
+        .iter()
+        .filter(|(l, _)| l["namespace"] == ns)
+        .map(|(l, _)| (l["name"].clone(), l["cluster"].clone()))
+        .collect();
+    assert_eq!(
+        mine,
+        BTreeSet::from([
+            ("broken".to_owned(), cluster.clone()),
+            ("held".to_owned(), cluster.clone())
+        ]),
+        "{rows:?}"
+    );
     let gone = flip_then_delete(&s, &cluster);
     s.figure(&format!(
         "otlp-http (Prometheus' own receiver): old pair gone {gone:.1} s after the flip"
