@@ -14,13 +14,18 @@ use crate::Error;
 
 /// The default OTLP/gRPC endpoint, as the OpenTelemetry specification sets it.
 pub const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4317";
+/// The default OTLP/HTTP metrics URL, as the OpenTelemetry specification sets it.
+pub const DEFAULT_OTLP_HTTP_ENDPOINT: &str = "http://localhost:4318/v1/metrics";
+/// The path the specification appends to `OTEL_EXPORTER_OTLP_ENDPOINT` for metrics over
+/// OTLP/HTTP.
+pub const OTLP_HTTP_METRICS_PATH: &str = "v1/metrics";
 /// The default export interval: one Prometheus scrape interval's worth, and what the
 /// alert rules' `for` durations assume.
 pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(15);
 /// The default OTLP request timeout (the OpenTelemetry specification's default).
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Watches the status.conditions of sei.io (or any) custom resources and exports them as
-/// OpenTelemetry metrics (OTLP/gRPC).
+/// OpenTelemetry metrics (OTLP over gRPC or HTTP).
 #[derive(Debug, Parser)]
 #[command(name = "sei-condition-watcher", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -111,6 +116,24 @@ impl From<InitialList> for ListStrategy {
     }
 }
 
+/// `--otlp-receiver`: the flag's values for [`crate::export::Receiver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OtlpReceiver {
+    /// An OpenTelemetry Collector (otel-config/collector.yaml).
+    Collector,
+    /// Prometheus' own OTLP receiver, no collector (needs --otlp-protocol http/protobuf).
+    Prometheus,
+}
+
+impl From<OtlpReceiver> for crate::export::Receiver {
+    fn from(value: OtlpReceiver) -> Self {
+        match value {
+            OtlpReceiver::Collector => Self::Collector,
+            OtlpReceiver::Prometheus => Self::Prometheus,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -131,13 +154,30 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "HOW", default_value_t = InitialList::Stream)]
     pub initial_list: InitialList,
 
-    /// OTLP/gRPC endpoint of the collector. Default: $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
-    /// then $OTEL_EXPORTER_OTLP_ENDPOINT, then http://localhost:4317. Use https:// for TLS.
+    /// OTLP endpoint of the collector. gRPC: default $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    /// then $OTEL_EXPORTER_OTLP_ENDPOINT, then http://localhost:4317. HTTP: the whole URL
+    /// requests are posted to, used as given (like $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    /// e.g. http://otel-collector:4318/v1/metrics); default
+    /// $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT as given, then $OTEL_EXPORTER_OTLP_ENDPOINT with
+    /// /v1/metrics appended, then http://localhost:4318/v1/metrics. Use https:// for TLS.
     /// Given twice, the last one wins (so a kustomize overlay can append it). Headers for
     /// every export (e.g. a bearer token): $OTEL_EXPORTER_OTLP_METRICS_HEADERS or
     /// $OTEL_EXPORTER_OTLP_HEADERS, as `Authorization=Bearer%20<token>`.
     #[arg(long, value_name = "URL", overrides_with = "otlp_endpoint")]
     pub otlp_endpoint: Option<String>,
+    /// OTLP transport: `grpc` or `http/protobuf`. Default:
+    /// $OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, then $OTEL_EXPORTER_OTLP_PROTOCOL, then grpc
+    /// (the watcher's default before OTLP/HTTP existed; the specification suggests
+    /// http/protobuf for new SDKs).
+    #[arg(long, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<String>,
+    /// What receives the requests: `collector` (an OpenTelemetry Collector, which makes the
+    /// `cluster` label) or `prometheus` (Prometheus' own OTLP receiver, no collector: the
+    /// watcher writes `cluster` on every point and sends only service.name and
+    /// service.instance.id as resource attributes, so Prometheus writes no target_info;
+    /// needs --otlp-protocol http/protobuf).
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = OtlpReceiver::Collector)]
+    pub otlp_receiver: OtlpReceiver,
     /// Export interval of the watcher's own metrics, e.g. 15s. Default:
     /// $OTEL_METRIC_EXPORT_INTERVAL (milliseconds), then 15s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -276,19 +316,90 @@ fn env_millis(
     Ok(None)
 }
 
+/// The first of `values` that is set and not blank (the specification treats an empty
+/// variable as unset).
+fn first_set(values: impl IntoIterator<Item = Option<String>>) -> Option<String> {
+    values
+        .into_iter()
+        .flatten()
+        .map(|v| v.trim().to_owned())
+        .find(|v| !v.is_empty())
+}
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` for OTLP/HTTP: the base URL with `v1/metrics` appended to
+/// its path, with one `/` between them (the specification's rule for the generic variable).
+pub fn http_metrics_url(base: &str) -> String {
+    let base = base.trim();
+    if base.ends_with('/') {
+        format!("{base}{OTLP_HTTP_METRICS_PATH}")
+    } else {
+        format!("{base}/{OTLP_HTTP_METRICS_PATH}")
+    }
+}
+
 impl RunArgs {
+    /// The OTLP transport: flag, then the metrics variable, then the generic one, then gRPC.
+    fn protocol(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<crate::export::Protocol, Error> {
+        let given = first_set([
+            self.otlp_protocol.clone(),
+            env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
+            env("OTEL_EXPORTER_OTLP_PROTOCOL"),
+        ]);
+        match given {
+            None => Ok(crate::export::Protocol::Grpc),
+            Some(text) => crate::export::Protocol::parse(&text).ok_or_else(|| {
+                Error::Config(format!(
+                    "OTLP protocol {text:?} is not supported; use grpc or http/protobuf \
+                     (--otlp-protocol, $OTEL_EXPORTER_OTLP_PROTOCOL)"
+                ))
+            }),
+        }
+    }
+
+    /// The endpoint: for gRPC the first one given, else the default; for OTLP/HTTP the
+    /// flag and the metrics variable as given, the generic variable with `/v1/metrics`
+    /// appended, else the default URL.
+    fn endpoint(
+        &self,
+        protocol: crate::export::Protocol,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> String {
+        let specific = first_set([
+            self.otlp_endpoint.clone(),
+            env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
+        ]);
+        let generic = first_set([env("OTEL_EXPORTER_OTLP_ENDPOINT")]);
+        match protocol {
+            crate::export::Protocol::Grpc => specific
+                .or(generic)
+                .unwrap_or_else(|| DEFAULT_OTLP_ENDPOINT.to_owned()),
+            crate::export::Protocol::HttpProtobuf => specific
+                .or_else(|| generic.as_deref().map(http_metrics_url))
+                .unwrap_or_else(|| DEFAULT_OTLP_HTTP_ENDPOINT.to_owned()),
+        }
+    }
+
     /// Resolves the export settings: flag, then environment (read through `env`), then default.
     pub fn export_config(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ExportConfig, Error> {
-        let endpoint = self
-            .otlp_endpoint
-            .clone()
-            .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
-            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
-            .filter(|e| !e.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_OTLP_ENDPOINT.to_owned());
+        let protocol = self.protocol(env)?;
+        let endpoint = self.endpoint(protocol, env);
+        let receiver = crate::export::Receiver::from(self.otlp_receiver);
+        if receiver == crate::export::Receiver::Prometheus
+            && protocol != crate::export::Protocol::HttpProtobuf
+        {
+            return Err(Error::Config(
+                "--otlp-receiver prometheus needs --otlp-protocol http/protobuf: Prometheus' \
+                 OTLP receiver speaks OTLP/HTTP only (e.g. --otlp-endpoint \
+                 http://prometheus:9090/api/v1/otlp/v1/metrics)"
+                    .into(),
+            ));
+        }
         let interval = match self.export_interval {
             Some(d) => d,
             None => env_millis(env, &["OTEL_METRIC_EXPORT_INTERVAL"])?
@@ -332,7 +443,9 @@ impl RunArgs {
         }
         let headers = crate::export::Headers::from_env(env)?;
         Ok(ExportConfig {
-            endpoint: endpoint.trim().to_owned(),
+            endpoint,
+            protocol,
+            receiver,
             headers,
             interval,
             refresh,
@@ -397,6 +510,132 @@ mod tests {
         assert_eq!(
             parse(&[]).run.export_config(&env_of(&[])).unwrap().endpoint,
             DEFAULT_OTLP_ENDPOINT
+        );
+    }
+
+    #[test]
+    fn protocol_flag_then_metrics_env_then_generic_env_then_grpc() {
+        use crate::export::Protocol;
+        let protocol = |args: &[&str], env| parse(args).run.export_config(&env).unwrap().protocol;
+        assert_eq!(
+            protocol(&[], env_of(&[])),
+            Protocol::Grpc,
+            "grpc by default"
+        );
+        let generic = env_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
+        assert_eq!(protocol(&[], generic), Protocol::HttpProtobuf);
+        let both = || {
+            env_of(&[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+            ])
+        };
+        assert_eq!(
+            protocol(&[], both()),
+            Protocol::Grpc,
+            "the metrics variable wins"
+        );
+        assert_eq!(
+            protocol(&["--otlp-protocol", "http/protobuf"], both()),
+            Protocol::HttpProtobuf,
+            "the flag wins"
+        );
+        let blank = env_of(&[
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", " "),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ]);
+        assert_eq!(
+            protocol(&[], blank),
+            Protocol::HttpProtobuf,
+            "empty is unset"
+        );
+        let err = parse(&[])
+            .run
+            .export_config(&env_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"http/json\" is not supported; use grpc or http/protobuf"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn http_endpoints_follow_the_specification() {
+        let http = ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+        let endpoint = |args: &[&str], env| parse(args).run.export_config(&env).unwrap().endpoint;
+        assert_eq!(endpoint(&[], env_of(&[http])), DEFAULT_OTLP_HTTP_ENDPOINT);
+        assert_eq!(
+            DEFAULT_OTLP_HTTP_ENDPOINT,
+            "http://localhost:4318/v1/metrics"
+        );
+        // The generic variable is a base URL: /v1/metrics is appended, one slash between.
+        for (base, url) in [
+            ("http://c:4318", "http://c:4318/v1/metrics"),
+            ("http://c:4318/", "http://c:4318/v1/metrics"),
+            (
+                "http://prometheus:9090/api/v1/otlp",
+                "http://prometheus:9090/api/v1/otlp/v1/metrics",
+            ),
+        ] {
+            let env = env_of(&[http, ("OTEL_EXPORTER_OTLP_ENDPOINT", base)]);
+            assert_eq!(endpoint(&[], env), url, "{base}");
+        }
+        // The metrics variable and the flag are used as given.
+        let env = || {
+            env_of(&[
+                http,
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+                (
+                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                    "http://m:4318/custom",
+                ),
+            ])
+        };
+        assert_eq!(endpoint(&[], env()), "http://m:4318/custom");
+        assert_eq!(
+            endpoint(&["--otlp-endpoint", "https://flag/otlp/v1/metrics"], env()),
+            "https://flag/otlp/v1/metrics"
+        );
+        let empty_specific = env_of(&[
+            http,
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", ""),
+        ]);
+        assert_eq!(
+            endpoint(&[], empty_specific),
+            "http://generic:4318/v1/metrics",
+            "empty is unset"
+        );
+        // gRPC: unchanged, no path appended.
+        let grpc = env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4317")]);
+        assert_eq!(endpoint(&[], grpc), "http://generic:4317");
+    }
+
+    #[test]
+    fn the_prometheus_receiver_needs_http() {
+        let err = parse(&["--otlp-receiver", "prometheus"])
+            .run
+            .export_config(&env_of(&[]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("needs --otlp-protocol http/protobuf"),
+            "{err}"
+        );
+        let config = parse(&[
+            "--otlp-receiver",
+            "prometheus",
+            "--otlp-protocol",
+            "http/protobuf",
+        ])
+        .run
+        .export_config(&env_of(&[]))
+        .unwrap();
+        assert_eq!(config.receiver, crate::export::Receiver::Prometheus);
+        assert_eq!(
+            parse(&[]).run.export_config(&env_of(&[])).unwrap().receiver,
+            crate::export::Receiver::Collector
         );
     }
 

@@ -114,8 +114,24 @@ pub async fn run(
              OTLP receiver's max_recv_msg_size_mib to match, or the collector refuses large exports"
         );
     }
+    if export_config.protocol == export::Protocol::HttpProtobuf {
+        let path = export_config
+            .endpoint
+            .parse::<http::Uri>()
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
+        if path.is_empty() || path == "/" {
+            warn!(
+                endpoint = %export::channel::redact(&export_config.endpoint),
+                "the OTLP/HTTP endpoint has no path, and --otlp-endpoint and \
+                 $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT are used as given: a collector takes \
+                 .../v1/metrics, Prometheus .../api/v1/otlp/v1/metrics (or set \
+                 $OTEL_EXPORTER_OTLP_ENDPOINT, which gets /v1/metrics appended)"
+            );
+        }
+    }
     let client = client::kube_client(kube).await?;
-    let channel = export::build_channel(&export_config)?;
+    let transport = export::Transport::connect(&export_config)?;
     let listener = admin::bind(*admin_addr).await?;
 
     let shared = Arc::new(Shared::new(&watch_config.resources));
@@ -148,7 +164,7 @@ pub async fn run(
     let ExportStage {
         mut objects,
         self_metrics,
-    } = ExportStage::new(&export_config, resource, channel, shared.clone())?;
+    } = ExportStage::new(&export_config, resource, transport, shared.clone())?;
     let mut elector = if leader.leader_elect {
         let namespace = lease::namespace(leader)?;
         // Standby until the Lease is won.
@@ -176,6 +192,8 @@ pub async fn run(
     let resources: Vec<String> = watch_config.resources.iter().map(|r| r.label()).collect();
     info!(
         endpoint = %export::channel::redact(&export_config.endpoint),
+        protocol = export_config.protocol.as_str(),
+        receiver = ?export_config.receiver,
         interval = ?export_config.interval,
         refresh = ?export_config.refresh,
         ?resources,

@@ -1,6 +1,7 @@
-//! The gRPC channel to the collector: the endpoint's checks, TLS and mTLS settings, and the
-//! endpoint as it may be logged. One channel serves both the object exporter and the SDK's
-//! exporter; the headers sent on it are in `headers.rs`.
+//! The gRPC channel to the collector: the endpoint's checks (shared with OTLP/HTTP,
+//! `http.rs`), TLS and mTLS settings, and the endpoint as it may be logged. One channel
+//! serves both the object exporter and the SDK's exporter; the headers sent on it are in
+//! `headers.rs`.
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -13,35 +14,18 @@ pub use super::headers::Headers;
 /// Builds the gRPC channel to the collector, shared by the SDK exporter and the staleness
 /// sender so both use the same TLS settings. Must be called inside a tokio runtime.
 pub fn build_channel(config: &ExportConfig) -> Result<Channel, Error> {
+    let (uri, wants_tls) = checked_endpoint(config)?;
     let bad = |why: String| {
         Error::Config(format!(
             "OTLP endpoint {:?}: {why}",
             redact(&config.endpoint)
         ))
     };
-    let uri: http::Uri = config.endpoint.parse().map_err(|e| {
-        bad(format!(
-            "not a URL ({e}); use e.g. http://otel-collector:4317"
-        ))
-    })?;
-    let scheme = uri.scheme_str().unwrap_or("");
-    if !matches!(scheme, "http" | "https") || uri.host().is_none() {
-        return Err(bad(
-            "needs http:// or https:// and a host, e.g. http://otel-collector:4317".into(),
-        ));
-    }
     let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
         .map_err(|e| bad(e.to_string()))?
         .timeout(config.timeout)
         .connect_timeout(config.timeout);
-    let wants_tls =
-        scheme == "https" || config.ca_file.is_some() || config.client_cert_file.is_some();
     if wants_tls {
-        if scheme != "https" {
-            return Err(bad(
-                "TLS options are set but the endpoint is http://; use https://".into(),
-            ));
-        }
         let mut tls = ClientTlsConfig::new().with_native_roots();
         if let Some(host) = uri.host() {
             tls = tls.domain_name(host.to_owned());
@@ -68,7 +52,40 @@ pub fn build_channel(config: &ExportConfig) -> Result<Channel, Error> {
     Ok(endpoint.connect_lazy())
 }
 
-fn read_file(path: &std::path::Path, flag: &str) -> Result<Vec<u8>, Error> {
+/// The endpoint's checks, for gRPC and HTTP alike: a URL with http:// or https:// and a
+/// host, and TLS options only with https://. Returns the URL and whether TLS is on.
+pub(super) fn checked_endpoint(config: &ExportConfig) -> Result<(http::Uri, bool), Error> {
+    let example = match config.protocol {
+        super::Protocol::Grpc => "http://otel-collector:4317",
+        super::Protocol::HttpProtobuf => "http://otel-collector:4318/v1/metrics",
+    };
+    let bad = |why: String| {
+        Error::Config(format!(
+            "OTLP endpoint {:?}: {why}",
+            redact(&config.endpoint)
+        ))
+    };
+    let uri: http::Uri = config
+        .endpoint
+        .parse()
+        .map_err(|e| bad(format!("not a URL ({e}); use e.g. {example}")))?;
+    let scheme = uri.scheme_str().unwrap_or("");
+    if !matches!(scheme, "http" | "https") || uri.host().is_none() {
+        return Err(bad(format!(
+            "needs http:// or https:// and a host, e.g. {example}"
+        )));
+    }
+    let wants_tls =
+        scheme == "https" || config.ca_file.is_some() || config.client_cert_file.is_some();
+    if wants_tls && scheme != "https" {
+        return Err(bad(
+            "TLS options are set but the endpoint is http://; use https://".into(),
+        ));
+    }
+    Ok((uri, wants_tls))
+}
+
+pub(super) fn read_file(path: &std::path::Path, flag: &str) -> Result<Vec<u8>, Error> {
     std::fs::read(path)
         .map_err(|e| Error::Config(format!("{flag} {}: cannot read it: {e}", path.display())))
 }

@@ -83,7 +83,9 @@ impl Chunker<'_> {
     pub fn push(&mut self, update: &ObjectUpdate<'_>) -> Option<Chunk> {
         let i = self.next;
         self.next += 1;
-        let size: usize = points_of(update).map(|p| p.encoded_len()).sum();
+        let size: usize = points_of(update, self.encoder.cluster_label.as_deref())
+            .map(|p| p.encoded_len())
+            .sum();
         let mut done = None;
         if self.builder.bytes > 0 && self.builder.bytes + size > self.budget {
             let builder = std::mem::take(&mut self.builder);
@@ -91,7 +93,7 @@ impl Chunker<'_> {
             self.first = i;
         }
         self.builder.bytes += size;
-        for point in points_of(update) {
+        for point in points_of(update, self.encoder.cluster_label.as_deref()) {
             self.builder.push(&point, self.now_nanos);
         }
         done

@@ -40,6 +40,9 @@ pub struct Encoder {
     pub scope: InstrumentationScope,
     /// Largest uncompressed request; see `--max-request-bytes`.
     pub max_request_bytes: usize,
+    /// A `cluster` label written on every point (`--otlp-receiver prometheus`: no
+    /// collector makes it from the resource); `None` with a collector.
+    pub cluster_label: Option<String>,
 }
 
 impl Encoder {
@@ -145,7 +148,7 @@ impl Builder {
 pub(super) struct PointOf<'a> {
     pub(super) metric: &'a str,
     pub(super) unit: &'static str,
-    labels: [(&'static str, &'a str); 5],
+    labels: [(&'static str, &'a str); 6],
     count: usize,
     pub(super) value: Option<i64>,
 }
@@ -161,13 +164,17 @@ impl<'a> PointOf<'a> {
     }
 }
 
-/// Every value and marker of one object, as points.
-pub(super) fn points_of<'a>(update: &'a ObjectUpdate<'_>) -> impl Iterator<Item = PointOf<'a>> {
+/// Every value and marker of one object, as points, with `cluster` (the encoder's
+/// [`Encoder::cluster_label`]) on each if given.
+pub(super) fn points_of<'a>(
+    update: &'a ObjectUpdate<'_>,
+    cluster: Option<&'a str>,
+) -> impl Iterator<Item = PointOf<'a>> {
     let values = update.values.iter().map(|(s, v)| (s, Some(*v)));
     let stale = update.stale.iter().map(|s| (s, None));
     values.chain(stale).map(move |(series, value)| {
         let r = update.resource;
-        let mut labels = [("", ""); 5];
+        let mut labels = [("", ""); 6];
         labels[0] = ("name", &*update.key.name);
         let mut count = 1;
         if !update.key.namespace.is_empty() {
@@ -206,6 +213,9 @@ pub(super) fn points_of<'a>(update: &'a ObjectUpdate<'_>) -> impl Iterator<Item 
             }
             Series::TlsSince => (names::LAST_TRANSITION, "s"),
         };
+        if let Some(cluster) = cluster {
+            add("cluster", cluster);
+        }
         PointOf {
             metric,
             unit,

@@ -14,6 +14,7 @@ pub(crate) fn encoder(max: usize) -> Encoder {
         resource: ProtoResource::default(),
         scope: InstrumentationScope::default(),
         max_request_bytes: max,
+        cluster_label: None,
     }
 }
 
@@ -273,4 +274,60 @@ fn the_wire_bytes_are_prosts() {
     );
     assert_eq!(chunks[0].bytes, expected.encoded_len());
     assert_eq!(chunks[0].markers, 2);
+}
+
+#[test]
+fn for_prometheus_every_point_carries_the_cluster_and_the_resource_only_job_and_instance() {
+    let resource = crate::telemetry::resource(
+        "sei-condition-watcher",
+        Some("pod-1"),
+        Some(&crate::cluster::ClusterIdentity {
+            name: "arctic-1".into(),
+            uid: Some("u-1".into()),
+        }),
+    );
+    let seinode = ResourceSpec::defaults()[0].known().unwrap();
+    let k = key("validator-0");
+    let update = ObjectUpdate {
+        key: &k,
+        resource: &seinode,
+        values: vec![
+            (cond(ConditionStatus::False, "SigningKeyInvalid"), 1),
+            (Series::TlsReady, 1),
+        ],
+        stale: vec![cond(ConditionStatus::False, "SigningKeyNotReady")],
+    };
+    let direct = crate::export::encoder(&resource, 1 << 20, crate::export::Receiver::Prometheus);
+    let chunks = direct.encode(std::slice::from_ref(&update), 42);
+    let request = ExportMetricsServiceRequest::decode(&chunks[0].request[..]).unwrap();
+    let mut kept: Vec<&str> = request.resource_metrics[0]
+        .resource
+        .as_ref()
+        .unwrap()
+        .attributes
+        .iter()
+        .map(|kv| kv.key.as_str())
+        .collect();
+    // The SDK's resource keeps its attributes in a hash map: order is not fixed.
+    kept.sort_unstable();
+    assert_eq!(kept, ["service.instance.id", "service.name"]);
+    let ms = metrics(&chunks[0]);
+    let points: Vec<_> = ms.iter().flat_map(|m| gauge(m).iter()).collect();
+    assert_eq!(points.len(), 3, "two values and the marker");
+    for point in points {
+        let labels = attrs(point);
+        assert_eq!(
+            labels.last(),
+            Some(&("cluster".to_owned(), "arctic-1".to_owned())),
+            "{labels:?}"
+        );
+    }
+    // With a collector: the resource as it is, no label on the points.
+    let collector = crate::export::encoder(&resource, 1 << 20, crate::export::Receiver::Collector);
+    let chunks = collector.encode(&[update], 42);
+    let ms = metrics(&chunks[0]);
+    assert!(ms
+        .iter()
+        .flat_map(|m| gauge(m).iter())
+        .all(|p| attrs(p).iter().all(|(k, _)| k != "cluster")));
 }

@@ -150,6 +150,8 @@ fn debug_shows_header_keys_and_no_secrets() {
     assert!(!format!("{:?}", headers.metadata()).contains("s3cr3t"));
     let config = ExportConfig {
         endpoint: "https://user:hunter2@collector:4317".into(),
+        protocol: crate::export::Protocol::Grpc,
+        receiver: crate::export::Receiver::Collector,
         headers,
         interval: std::time::Duration::from_secs(15),
         refresh: std::time::Duration::from_secs(60),

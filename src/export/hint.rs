@@ -5,7 +5,11 @@
 /// stays in the line; the hint names the likely cause in plain words.
 pub fn export_hint(error: &str) -> Option<&'static str> {
     let has = |needle: &str| error.contains(needle);
-    if has("Unauthenticated") {
+    if has("no OTLP receiver at this path") {
+        Some("nothing takes OTLP at the endpoint's path: with --otlp-protocol http/protobuf the watcher posts to the whole URL of --otlp-endpoint or $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (a collector: http://<host>:4318/v1/metrics; Prometheus: http://<host>:9090/api/v1/otlp/v1/metrics, started with --web.enable-otlp-receiver); only $OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/metrics appended")
+    } else if has("unsupported compression") {
+        Some("the receiver does not take this compression (Prometheus' OTLP receiver takes gzip or none): use --otlp-compression gzip")
+    } else if has("Unauthenticated") {
         Some("the collector refused the credentials: check the token in OTEL_EXPORTER_OTLP_HEADERS (Authorization=Bearer%20<token>) against the collector's bearertokenauth token file")
     } else if has("PermissionDenied") {
         Some("the collector refused the watcher's credentials: check OTEL_EXPORTER_OTLP_HEADERS and the collector's authenticator")
@@ -68,6 +72,14 @@ mod tests {
             );
         }
         assert_eq!(export_hint("something else"), None);
+        let hint = export_hint("Unimplemented: HTTP 404 Not Found: no OTLP receiver at this path")
+            .unwrap();
+        assert!(hint.contains("/api/v1/otlp/v1/metrics"), "{hint}");
+        let hint = export_hint(
+            "InvalidArgument: HTTP 400 Bad Request: unsupported compression: zstd. Only \"gzip\" or no compression supported",
+        )
+        .unwrap();
+        assert!(hint.contains("--otlp-compression gzip"), "{hint}");
     }
 
     #[test]

@@ -26,11 +26,13 @@
 pub mod channel;
 mod chunk;
 mod deliver;
+pub mod direct;
 pub mod encode;
 pub mod failures;
 mod finish;
 mod headers;
 mod hint;
+pub mod http;
 mod instruments;
 pub mod objects;
 pub mod selfmetrics;
@@ -58,6 +60,7 @@ pub use channel::build_channel;
 pub use finish::FinalExport;
 pub use headers::Headers;
 pub use hint::export_hint;
+pub use http::HttpSink;
 pub use objects::{ExportKind, ObjectExporter, COALESCE, REFRESH_TICK};
 pub use selfmetrics::SelfMetrics;
 pub use sink::GrpcSink;
@@ -168,12 +171,61 @@ impl Compression {
     }
 }
 
+/// The OTLP transport (`--otlp-protocol`, `OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC (port 4317): the collector's default receiver.
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318, path `/v1/metrics`): the collector's
+    /// `http` protocol, Prometheus 3's own receiver, most hosted endpoints.
+    HttpProtobuf,
+}
+
+impl Protocol {
+    /// The name as the flag and the OTel variables spell it.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "grpc" => Some(Self::Grpc),
+            "http/protobuf" => Some(Self::HttpProtobuf),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        }
+    }
+}
+
+/// What receives the requests (`--otlp-receiver`): it decides where the `cluster` label is
+/// made and which resource attributes are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Receiver {
+    /// An OpenTelemetry Collector (otel-config/collector.yaml): it makes `cluster` from the
+    /// resource's `k8s.cluster.name` and writes no `target_info`.
+    #[default]
+    Collector,
+    /// A Prometheus-compatible OTLP receiver with no collector in between (Prometheus 3's
+    /// `/api/v1/otlp/v1/metrics`): the watcher writes `cluster` on every point itself and
+    /// sends a resource of `service.name` and `service.instance.id` only (`job`,
+    /// `instance`), so Prometheus writes the labels the rules expect and no `target_info`
+    /// (docs/deploy.md, "Straight into Prometheus").
+    Prometheus,
+}
+
 /// Where and how to export. `Debug` shows neither header values nor credentials in the
 /// endpoint.
 #[derive(Clone)]
 pub struct ExportConfig {
-    /// OTLP/gRPC endpoint, e.g. `http://otel-collector:4317` or `https://...`.
+    /// OTLP/gRPC endpoint, e.g. `http://otel-collector:4317` or `https://...`; for
+    /// OTLP/HTTP the whole URL requests are posted to (`.../v1/metrics`).
     pub endpoint: String,
+    /// gRPC or HTTP.
+    pub protocol: Protocol,
+    /// A collector, or Prometheus' own OTLP receiver.
+    pub receiver: Receiver,
     /// Headers sent with every export request (`OTEL_EXPORTER_OTLP_HEADERS`).
     pub headers: Headers,
     /// Export interval of the watcher's own metrics (the SDK's periodic reader).
@@ -200,6 +252,8 @@ impl std::fmt::Debug for ExportConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExportConfig")
             .field("endpoint", &channel::redact(&self.endpoint))
+            .field("protocol", &self.protocol)
+            .field("receiver", &self.receiver)
             .field("headers", &self.headers)
             .field("interval", &self.interval)
             .field("refresh", &self.refresh)
@@ -214,9 +268,45 @@ impl std::fmt::Debug for ExportConfig {
     }
 }
 
+/// The connection to the receiver, gRPC or HTTP, shared by the object series and the
+/// self-metrics.
+#[derive(Clone)]
+pub enum Transport {
+    Grpc(Channel),
+    Http(HttpSink),
+}
+
+impl Transport {
+    /// Builds the gRPC channel or the HTTP client (`--otlp-protocol`). Must be called
+    /// inside a tokio runtime.
+    pub fn connect(config: &ExportConfig) -> Result<Self, Error> {
+        match config.protocol {
+            Protocol::Grpc => build_channel(config).map(Self::Grpc),
+            Protocol::HttpProtobuf => HttpSink::new(config).map(Self::Http),
+        }
+    }
+}
+
+/// The object series' way out: the collector's gRPC service or an OTLP/HTTP receiver.
+#[derive(Clone)]
+pub enum OtlpSink {
+    /// Boxed: the gRPC client is some 400 bytes, the HTTP one a pointer.
+    Grpc(Box<GrpcSink>),
+    Http(HttpSink),
+}
+
+impl objects::Sink for OtlpSink {
+    async fn send(&mut self, request: bytes::Bytes) -> Result<(), tonic::Status> {
+        match self {
+            Self::Grpc(sink) => sink.send(request).await,
+            Self::Http(sink) => sink.send(request).await,
+        }
+    }
+}
+
 /// The export stage, built and ready to run.
 pub struct ExportStage {
-    pub objects: ObjectExporter<GrpcSink>,
+    pub objects: ObjectExporter<OtlpSink>,
     pub self_metrics: SelfMetrics,
 }
 
@@ -224,35 +314,30 @@ impl ExportStage {
     pub fn new(
         config: &ExportConfig,
         resource: Resource,
-        channel: Channel,
+        transport: Transport,
         shared: Arc<Shared>,
     ) -> Result<Self, Error> {
-        let mut otlp = opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_channel(channel.clone())
-            .with_timeout(config.timeout)
-            .with_temporality(Temporality::Cumulative);
-        match config.compression {
-            Compression::None => {}
-            Compression::Gzip => {
-                otlp = otlp.with_compression(opentelemetry_otlp::Compression::Gzip)
-            }
-            Compression::Zstd => {
-                otlp = otlp.with_compression(opentelemetry_otlp::Compression::Zstd)
-            }
-        }
-        if !config.headers.is_empty() {
-            otlp = otlp.with_metadata(config.headers.metadata());
-        }
-        let otlp = otlp
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the OTLP exporter: {e}")))?;
-        let encoder = encoder(&resource, config.max_request_bytes);
+        let encoder = encoder(&resource, config.max_request_bytes, config.receiver);
         let failures = Arc::new(failure_log());
-        let self_metrics =
-            SelfMetrics::new(otlp, config.interval, resource, &shared, failures.clone());
-        let sink = GrpcSink::new(channel, config.timeout, config.compression)
-            .with_headers(&config.headers);
+        let (self_metrics, sink) = match transport {
+            Transport::Grpc(channel) => {
+                let otlp = grpc_metric_exporter(config, channel.clone())?;
+                let self_metrics =
+                    SelfMetrics::new(otlp, config.interval, resource, &shared, failures.clone());
+                let sink = GrpcSink::new(channel, config.timeout, config.compression)
+                    .with_headers(&config.headers);
+                (self_metrics, OtlpSink::Grpc(Box::new(sink)))
+            }
+            Transport::Http(sink) => {
+                let otlp = http::HttpMetricExporter::new(
+                    sink.clone(),
+                    config.receiver == Receiver::Prometheus,
+                );
+                let self_metrics =
+                    SelfMetrics::new(otlp, config.interval, resource, &shared, failures.clone());
+                (self_metrics, OtlpSink::Http(sink))
+            }
+        };
         let objects = ObjectExporter::new(shared.clone(), sink, encoder, failures);
         shared.mark_exporter_ready();
         Ok(Self {
@@ -262,24 +347,59 @@ impl ExportStage {
     }
 }
 
+/// The SDK's OTLP/gRPC exporter on the shared channel, with the same timeout, compression
+/// and headers as the object series.
+fn grpc_metric_exporter(
+    config: &ExportConfig,
+    channel: Channel,
+) -> Result<opentelemetry_otlp::MetricExporter, Error> {
+    let mut otlp = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_channel(channel)
+        .with_timeout(config.timeout)
+        .with_temporality(Temporality::Cumulative);
+    match config.compression {
+        Compression::None => {}
+        Compression::Gzip => otlp = otlp.with_compression(opentelemetry_otlp::Compression::Gzip),
+        Compression::Zstd => otlp = otlp.with_compression(opentelemetry_otlp::Compression::Zstd),
+    }
+    if !config.headers.is_empty() {
+        otlp = otlp.with_metadata(config.headers.metadata());
+    }
+    otlp.build()
+        .map_err(|e| Error::Config(format!("cannot build the OTLP exporter: {e}")))
+}
+
 /// The failure log shared by every exporter: the object exports by kind, and the SDK's.
 pub fn failure_log() -> failures::FailureLog {
     failures::FailureLog::new()
 }
 
 /// The encoder with the same resource and scope as the SDK's exports, so that object series
-/// and self-metrics get the same `job`, `instance` and `cluster` labels.
-pub fn encoder(resource: &Resource, max_request_bytes: usize) -> encode::Encoder {
+/// and self-metrics get the same `job`, `instance` and `cluster` labels. For Prometheus'
+/// own receiver, the resource is cut to `job` and `instance` and `cluster` goes on every
+/// point (direct.rs).
+pub fn encoder(
+    resource: &Resource,
+    max_request_bytes: usize,
+    receiver: Receiver,
+) -> encode::Encoder {
     let attributes = Attributes::from(
         resource
             .iter()
             .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
     );
+    let resource = ProtoResource {
+        attributes: attributes.0,
+        ..Default::default()
+    };
+    let (resource, cluster_label) = match receiver {
+        Receiver::Collector => (resource, None),
+        Receiver::Prometheus => direct::split_resource(&resource),
+    };
     encode::Encoder {
-        resource: ProtoResource {
-            attributes: attributes.0,
-            ..Default::default()
-        },
+        resource,
+        cluster_label,
         scope: InstrumentationScope {
             name: SCOPE_NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),

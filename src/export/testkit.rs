@@ -142,7 +142,11 @@ impl Harness {
                 uid: None,
             }),
         );
-        let encoder = crate::export::encoder(&resource, max_request_bytes);
+        let encoder = crate::export::encoder(
+            &resource,
+            max_request_bytes,
+            crate::export::Receiver::Collector,
+        );
         let exporter = ObjectExporter::new(
             shared.clone(),
             recorder.clone(),

@@ -126,6 +126,10 @@ class Stack:
             PROMETHEUS_URL=self.url("PROMETHEUS_PORT"),
             ALERTMANAGER_URL=self.url("ALERTMANAGER_PORT"),
             OTLP_ENDPOINT=self.url("OTLP_GRPC_PORT"),
+            # The collector's OTLP/HTTP metrics URL (--otlp-protocol http/protobuf).
+            OTLP_HTTP_ENDPOINT=self.url("OTLP_HTTP_PORT") + "/v1/metrics",
+            # Prometheus' own OTLP receiver (--otlp-receiver prometheus).
+            PROMETHEUS_OTLP_ENDPOINT=self.url("PROMETHEUS_PORT") + "/api/v1/otlp/v1/metrics",
         )
         return out
 

@@ -17,7 +17,9 @@ fn load(rel: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"))
 }
 
-fn dashboard() -> Value {
+/// The sidecar-TLS dashboard (also read by otlp_http.rs, which runs its table without a
+/// collector).
+pub(crate) fn dashboard() -> Value {
     load("deploy/grafana/seinode-sidecar-tls.json")
 }
 

@@ -665,6 +665,7 @@ fn network_policy_admits_no_pod_and_allows_what_the_watcher_needs() {
     assert!(allows(6443, "TCP", false), "API server on 6443");
     assert!(allows(53, "UDP", false) && allows(53, "TCP", false), "DNS");
     assert!(allows(4317, "TCP", true), "the collector's OTLP gRPC");
+    assert!(allows(4318, "TCP", true), "the collector's OTLP HTTP");
     // The probes use the admin port the container listens on.
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["ports"][0]["name"], "admin");

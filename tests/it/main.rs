@@ -29,6 +29,8 @@ mod image;
 mod lease;
 mod odd_inputs;
 mod otlp_auth;
+#[cfg(feature = "stack-tests")]
+mod otlp_http;
 mod otlp_tls;
 #[cfg(feature = "stack-tests")]
 mod outage;

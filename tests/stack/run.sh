@@ -89,6 +89,11 @@ scrape_configs:
   - job_name: otel-collector
     static_configs:
       - targets: ["127.0.0.1:$COLLECTOR_METRICS_PORT"]
+# Prometheus' own OTLP receiver (--web.enable-otlp-receiver), for the watcher with
+# --otlp-receiver prometheus (docs/deploy.md, "Straight into Prometheus"): names as the
+# watcher writes them, as the collector's translation_strategy keeps them.
+otlp:
+  translation_strategy: UnderscoreEscapingWithoutSuffixes
 EOF
   cat >"$STACK_DIR/alertmanager/alertmanager.yml" <<EOF
 # Local stack only: notifications go at once to the stack's webhook receiver.
@@ -170,7 +175,7 @@ start_component() {
     prometheus)
       cmd=("$(bin_path prometheus)" --config.file "$STACK_DIR/prometheus/prometheus.yml"
         --storage.tsdb.path "$STACK_DIR/prometheus/data" --web.listen-address "127.0.0.1:$PROMETHEUS_PORT"
-        --web.enable-remote-write-receiver --web.enable-lifecycle --log.level warn)
+        --web.enable-remote-write-receiver --web.enable-otlp-receiver --web.enable-lifecycle --log.level warn)
       ;;
     alertmanager)
       cmd=("$(bin_path alertmanager)" --config.file "$STACK_DIR/alertmanager/alertmanager.yml"
@@ -340,6 +345,8 @@ stack_env() {
 export SEINODE_STACK_DIR=$STACK_DIR
 export KUBECONFIG=$STACK_DIR/kubeconfig
 export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP_GRPC_PORT
+export OTLP_HTTP_ENDPOINT=http://127.0.0.1:$OTLP_HTTP_PORT/v1/metrics
+export PROMETHEUS_OTLP_ENDPOINT=http://127.0.0.1:$PROMETHEUS_PORT/api/v1/otlp/v1/metrics
 export PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
 export ALERTMANAGER_URL=http://127.0.0.1:$ALERTMANAGER_PORT
 export WEBHOOK_URL=http://127.0.0.1:$WEBHOOK_PORT

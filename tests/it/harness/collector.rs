@@ -117,6 +117,8 @@ pub struct OwnCollector {
     command: CollectorCommand,
     /// What the watcher's `--otlp-endpoint` takes.
     pub endpoint: String,
+    /// The same for `--otlp-protocol http/protobuf`: its OTLP/HTTP metrics URL.
+    pub http_endpoint: String,
     /// The collector's own log (every start appends to it).
     pub log: PathBuf,
 }
@@ -164,7 +166,7 @@ impl OwnCollector {
     }
 
     fn start(dir: &Path, overlay: Option<&str>, env: &[(&str, &str)], base: &str) -> OwnCollector {
-        let [grpc, health, metrics] = seistack::free_ports::<3>();
+        let [grpc, http, health, metrics] = seistack::free_ports::<4>();
         let mut vars = vec![
             (
                 "PROMETHEUS_REMOTE_WRITE_URL".to_owned(),
@@ -173,6 +175,10 @@ impl OwnCollector {
             (
                 "COLLECTOR_OTLP_GRPC_ENDPOINT".to_owned(),
                 format!("127.0.0.1:{grpc}"),
+            ),
+            (
+                "COLLECTOR_OTLP_HTTP_ENDPOINT".to_owned(),
+                format!("127.0.0.1:{http}"),
             ),
             (
                 "COLLECTOR_HEALTH_ENDPOINT".to_owned(),
@@ -190,6 +196,7 @@ impl OwnCollector {
                 health,
             },
             endpoint: format!("{base}:{grpc}"),
+            http_endpoint: format!("{base}:{http}/v1/metrics"),
             log: dir.join(format!("otelcol-{grpc}.log")),
         };
         collector.start_again();

@@ -52,6 +52,16 @@ impl Stack {
         Stack::env("OTLP_ENDPOINT")
     }
 
+    /// The stack collector's OTLP/HTTP metrics URL.
+    pub fn otlp_http_endpoint(&self) -> &'static str {
+        Stack::env("OTLP_HTTP_ENDPOINT")
+    }
+
+    /// Prometheus' own OTLP receiver (`--web.enable-otlp-receiver`).
+    pub fn prometheus_otlp_endpoint(&self) -> &'static str {
+        Stack::env("PROMETHEUS_OTLP_ENDPOINT")
+    }
+
     /// A copy of the stack's kubeconfig whose server is `port` on loopback (a proxy, or a
     /// port where nothing listens), written to the stack's directory as `kubeconfig-TAG`.
     pub fn kubeconfig_via(&self, port: u16, tag: &str) -> PathBuf {
