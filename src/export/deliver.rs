@@ -19,7 +19,9 @@ use tracing::debug;
 
 use super::encode::{Chunk, ObjectUpdate};
 use super::failures::Failing;
-use super::objects::{ExportKind, ObjectExporter, Report, Sink};
+use super::objects::{
+    ExportKind, ObjectExporter, Report, Sink, RETRY_FIRST_PAUSE, RETRY_MAX_PAUSE,
+};
 use super::series::{series_of, troubled_series_of, vanished};
 use crate::index::ObjectState;
 
@@ -108,6 +110,22 @@ impl<S: Sink> ObjectExporter<S> {
                 }
             }
         }
+        if kind == ExportKind::Changes {
+            self.retry_after = match (
+                report.failed_requests + report.held_requests,
+                self.retry_after,
+            ) {
+                (0, _) => None,
+                (_, None) => Some((
+                    tokio::time::Instant::now() + RETRY_FIRST_PAUSE,
+                    RETRY_FIRST_PAUSE,
+                )),
+                (_, Some((_, pause))) => {
+                    let pause = (pause * 2).min(RETRY_MAX_PAUSE);
+                    Some((tokio::time::Instant::now() + pause, pause))
+                }
+            };
+        }
         if report.failed_requests == 0 {
             // A full export delivers everything a change export would have.
             let covers: &[Failing] = match kind {
@@ -140,8 +158,13 @@ impl<S: Sink> ObjectExporter<S> {
         refused: &mut [bool],
         report: &mut Report,
     ) {
-        report.requests += 1;
         let range = chunk.objects.clone();
+        if report.holding {
+            report.held_requests += 1;
+            refused[range].iter_mut().for_each(|r| *r = true);
+            return;
+        }
+        report.requests += 1;
         let (markers, bytes) = (chunk.markers, chunk.bytes);
         let mut pause = super::finish::RESEND_FIRST_PAUSE;
         let sent = loop {
@@ -163,6 +186,9 @@ impl<S: Sink> ObjectExporter<S> {
             }
             Err(status) => {
                 report.failed_requests += 1;
+                // The rest of this export waits for a later one (never the final export:
+                // it resends above until its deadline).
+                report.holding |= super::finish::may_recover(&status);
                 self.shared
                     .stats
                     .export_errors

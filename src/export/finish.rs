@@ -221,6 +221,50 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
+    /// Issue 19 item 9: at 30,000 SeiNodes a collector out of memory was sent every refused
+    /// key again each second (14 requests of 2 MiB, all decoded, all refused: 4.1 million
+    /// points refused in 79 s). The first refusal it may recover from holds the rest of the
+    /// export, and the tick sends the refused keys again only after a pause that doubles.
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_for_memory_holds_the_rest_and_the_retries_pause() {
+        // One object per request.
+        let h = Harness::new(1);
+        for i in 0..10 {
+            h.set(0, &format!("v{i}"), &[("Ready", True, "A")], None);
+        }
+        let mut exporter = limited(&h, usize::MAX, high_memory);
+        let report = exporter.export(ExportKind::Changes).await;
+        assert_eq!(
+            (
+                report.requests,
+                report.failed_requests,
+                report.held_requests
+            ),
+            (1, 1, 9)
+        );
+        assert_eq!(exporter.retry.len(), 10, "every key waits for a retry");
+        let (shared, recorder) = (h.shared.clone(), h.recorder.clone());
+        let task = tokio::spawn(async move {
+            exporter
+                .run(Duration::from_secs(3600), std::future::pending())
+                .await;
+        });
+        // Ticks every second for a minute: the refused keys go again after pauses of
+        // 1, 2, 4, 8, 16, 16 s (the first 60 slices of an hour-long cycle of 10 objects
+        // are empty, so every request is a retry).
+        let objects = crate::stats::ExportStage::Objects;
+        let before = shared.stats.export_errors.get(objects);
+        tokio::time::sleep(Duration::from_millis(60_500)).await;
+        let refused = shared.stats.export_errors.get(objects) - before;
+        task.abort();
+        assert_eq!(
+            refused, 6,
+            "refused requests in 60 s of ticks: the retries at 1, 3, 7, 15, 31 and 47 s, one \
+             request each, not one retry a second"
+        );
+        assert!(recorder.take().is_empty());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_final_export_that_gets_no_answer_gives_up_at_the_deadline() {
         let h = Harness::new(1 << 20);

@@ -13,9 +13,10 @@
 //! ```
 //!
 //! No request is retried here, as on gRPC: a refused request leaves the exporter's memory
-//! of what was delivered unchanged, so the next export (a change at once, the refresh
-//! within a second, the self-metrics at the next interval) sends the same values and
-//! markers again. A `Retry-After` is reported in the log line, not waited for.
+//! of what was delivered unchanged, so a later export (deliver.rs: a change at once, the
+//! refresh within a second, refused changes after a pause; finish.rs for the final one;
+//! the self-metrics at the next interval) sends the same values and markers again. A
+//! `Retry-After` is reported in the log line, not waited for.
 
 use std::sync::Arc;
 use std::time::Duration;

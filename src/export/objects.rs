@@ -88,9 +88,15 @@ pub struct Report {
     /// Requests sent again after a refusal the collector may recover from (only in the
     /// final export, which has no later export to retry them).
     pub resent_requests: usize,
+    /// Requests not sent at all: after a refusal the collector may recover from (memory
+    /// limiter, full queue, timeout), the rest of that export is held back for a later one
+    /// instead of piling more refused requests on a collector that is already out of room.
+    pub held_requests: usize,
     pub values: usize,
     pub markers: usize,
     pub bytes: usize,
+    /// Set by the first refusal the collector may recover from: the rest is held.
+    pub(super) holding: bool,
 }
 
 /// Where encoded requests go: the collector, or a recorder in tests. A request is an
@@ -121,7 +127,15 @@ pub struct ObjectExporter<S> {
     /// Set by the final export: a refused request is sent again (finish.rs), as nothing
     /// later would send it.
     pub(super) finishing: bool,
+    /// After a refused change export: the refused keys are sent again at a tick no earlier
+    /// than this (the pause doubles from `RETRY_FIRST_PAUSE` up to `RETRY_MAX_PAUSE` while
+    /// refusals go on); a new change is still sent at once, with them.
+    pub(super) retry_after: Option<(tokio::time::Instant, Duration)>,
 }
+
+/// The first and the longest pause before refused changes are sent again by the tick.
+pub const RETRY_FIRST_PAUSE: Duration = Duration::from_secs(1);
+pub const RETRY_MAX_PAUSE: Duration = Duration::from_secs(16);
 
 impl<S: Sink> ObjectExporter<S> {
     pub fn new(shared: Arc<Shared>, sink: S, encoder: Encoder, failures: Arc<FailureLog>) -> Self {
@@ -132,6 +146,7 @@ impl<S: Sink> ObjectExporter<S> {
             delivered: HashMap::new(),
             retry: HashSet::new(),
             finishing: false,
+            retry_after: None,
             recent: HashMap::new(),
             failures,
             cycle: Vec::new(),
@@ -185,10 +200,15 @@ impl<S: Sink> ObjectExporter<S> {
                 _ = periodic.tick() => {
                     self.export(ExportKind::Refresh { slice, slices }).await;
                     slice = (slice + 1) % slices;
-                    // Refused changes are sent again at the next tick, not only with the
-                    // next change: after an outage they arrive within a second, and the
+                    // Refused changes are sent again at a tick, not only with the next
+                    // change: after an outage they arrive within the pause, and the
                     // failure log sees the change export succeed (its recovery line).
-                    if !self.retry.is_empty() {
+                    // After refusals, not before the pause is over (a collector out of
+                    // memory would only decode and refuse them again).
+                    let due = self
+                        .retry_after
+                        .is_none_or(|(at, _)| tokio::time::Instant::now() >= at);
+                    if !self.retry.is_empty() && due {
                         self.export(ExportKind::Changes).await;
                     }
                 }
