@@ -350,6 +350,27 @@ fn helm_template_with_other_values() {
         "{args:?}"
     );
 
+    // A bearer token from a Secret: the header refers to it, the token is not in the spec.
+    let objects = by_key(render(&[
+        "--set",
+        "otlp.bearerTokenSecret.name=otel-collector-token",
+    ]));
+    let deployment = object(
+        &objects,
+        "Deployment",
+        "sei-condition-watcher",
+        "sei-condition-watcher",
+    );
+    let env = &watcher_container(deployment)["env"];
+    assert_eq!(
+        env[3],
+        json!({"name": "OTLP_BEARER_TOKEN", "valueFrom": {"secretKeyRef": {"name": "otel-collector-token", "key": "token"}}})
+    );
+    assert_eq!(
+        env[4],
+        json!({"name": "OTEL_EXPORTER_OTLP_HEADERS", "value": "Authorization=Bearer%20$(OTLP_BEARER_TOKEN)"})
+    );
+
     // Wrong values are refused with one line that says what to set.
     let chart = repo_path(CHART);
     for (set, says) in [
@@ -358,6 +379,10 @@ fn helm_template_with_other_values() {
             "otlp.protocol \"http/json\" is not supported",
         ),
         ("collector.enabled=false", "set otlp.endpoint"),
+        (
+            "otlp.headersSecret.name=h,otlp.bearerTokenSecret.name=t",
+            "otlp.headersSecret and otlp.bearerTokenSecret both set",
+        ),
     ] {
         let (ok, _, err) = helm(&["template", "x", chart.to_str().unwrap(), "--set", set]);
         assert!(!ok && err.contains(says), "--set {set}: {err}");
