@@ -8,7 +8,7 @@
 //!
 //! and deploy/prometheus-operator/kustomization.yaml lists every generated PrometheusRule;
 //! the Helm chart's files/ (a chart cannot read files outside itself) are copies of
-//! otel-config/collector.yaml, deploy/prometheus/*.rules.yaml and
+//! otel-config/collector.yaml and its two receiver overlays, deploy/prometheus/*.rules.yaml and
 //! deploy/alertmanager/alertmanager-route.yaml.
 //!
 //! After editing a source: `SEINODE_BLESS=1 cargo test --test it generated_files` writes the
@@ -179,6 +179,14 @@ const CHART_COPIES: &[(&str, &str)] = &[
     (
         "otel-config/collector.yaml",
         "deploy/helm/sei-condition-watcher/files/collector.yaml",
+    ),
+    (
+        "otel-config/receiver-tls.overlay.yaml",
+        "deploy/helm/sei-condition-watcher/files/receiver-tls.overlay.yaml",
+    ),
+    (
+        "otel-config/receiver-auth.overlay.yaml",
+        "deploy/helm/sei-condition-watcher/files/receiver-auth.overlay.yaml",
     ),
     (
         "deploy/prometheus/sei-conditions.rules.yaml",

@@ -211,7 +211,7 @@ fn helm_template_with_other_values() {
         [
             "--admin-addr=0.0.0.0:8080",
             "--log-format=json",
-            "--otlp-endpoint=https://otel-collector:4318",
+            "--otlp-endpoint=https://otlp.example:4318",
             "--otlp-protocol=http/protobuf",
             "--otlp-compression=zstd",
             "--leader-elect",
@@ -265,8 +265,10 @@ fn helm_template_with_other_values() {
         collector["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
         "http://prometheus.monitoring.svc:9090/api/v1/write"
     );
-    // NetworkPolicies: the watcher may reach the collector on 4318, the collector admits it there.
+    // NetworkPolicies: the watcher may reach its endpoint's port (any address: the endpoint
+    // is not the bundled collector), the collector admits OTLP/HTTP.
     let policy = object(&objects, "NetworkPolicy", ns, "scw");
+    assert!(policy["spec"]["egress"][1].get("to").is_none(), "{policy}");
     assert_eq!(
         policy["spec"]["egress"][1]["ports"],
         json!([{"port": 4318, "protocol": "TCP"}])
@@ -371,6 +373,72 @@ fn helm_template_with_other_values() {
         json!({"name": "OTEL_EXPORTER_OTLP_HEADERS", "value": "Authorization=Bearer%20$(OTLP_BEARER_TOKEN)"})
     );
 
+    // TLS, mTLS and a token on the bundled collector's receiver (the kustomize components'
+    // overlays, mounted the same way), and the watcher sending to it: https://, trusting the
+    // collector Secret's ca.crt alone, with its client certificate and the token.
+    let objects = by_key(render(&[
+        "--set",
+        "collector.tls.secretName=otel-collector-tls,collector.tls.requireClientCert=true",
+        "--set",
+        "collector.tokenSecret=otel-collector-token,otlp.bearerTokenSecret.name=otel-collector-token",
+        "--set",
+        "otlp.tls.clientSecret.name=scw-otlp-client",
+    ]));
+    let ns = "sei-condition-watcher";
+    for (map, file) in [
+        ("otel-collector-tls-overlay", "receiver-tls.overlay.yaml"),
+        ("otel-collector-auth-overlay", "receiver-auth.overlay.yaml"),
+    ] {
+        let overlay = object(&objects, "ConfigMap", ns, map);
+        assert_eq!(
+            overlay["data"][file],
+            read(&format!("otel-config/{file}")).as_str(),
+            "{map}"
+        );
+    }
+    let collector =
+        &object(&objects, "Deployment", ns, "otel-collector")["spec"]["template"]["spec"];
+    assert_eq!(
+        strings(&collector["containers"][0]["args"]),
+        [
+            "--config=/etc/otelcol/collector.yaml",
+            "--config=/etc/otelcol-overlays/tls/receiver-tls.overlay.yaml",
+            "--config=/etc/otelcol-overlays/auth/receiver-auth.overlay.yaml",
+        ]
+    );
+    assert_eq!(
+        json!(collector["containers"][0]["env"].as_array().unwrap()[1..]),
+        json!([
+            {"name": "COLLECTOR_TLS_CERT_FILE", "value": "/etc/otelcol-tls/tls.crt"},
+            {"name": "COLLECTOR_TLS_KEY_FILE", "value": "/etc/otelcol-tls/tls.key"},
+            {"name": "COLLECTOR_TLS_CLIENT_CA_FILE", "value": "/etc/otelcol-tls/ca.crt"},
+        ])
+    );
+    let volumes: Vec<&str> = collector["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        volumes,
+        ["config", "tls", "tls-overlay", "otlp-token", "auth-overlay"]
+    );
+    let deployment = object(&objects, "Deployment", ns, "sei-condition-watcher");
+    let container = watcher_container(deployment);
+    let args = strings(&container["args"]);
+    for want in [
+        "--otlp-endpoint=https://otel-collector:4317",
+        "--otlp-ca-file=/etc/sei-condition-watcher/otlp-ca/ca.crt",
+        "--otlp-client-cert-file=/etc/sei-condition-watcher/otlp-client/tls.crt",
+    ] {
+        assert!(args.contains(&want), "{want} not in {args:?}");
+    }
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["volumes"][0]["secret"],
+        json!({"secretName": "otel-collector-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]})
+    );
+
     // Wrong values are refused with one line that says what to set.
     let chart = repo_path(CHART);
     for (set, says) in [
@@ -379,6 +447,14 @@ fn helm_template_with_other_values() {
             "otlp.protocol \"http/json\" is not supported",
         ),
         ("collector.enabled=false", "set otlp.endpoint"),
+        (
+            "otlp.tls.caSecret.name=ca",
+            "set collector.tls.secretName too",
+        ),
+        (
+            "collector.tls.secretName=t,otlp.protocol=http/protobuf",
+            "configure the collector's OTLP/gRPC receiver only",
+        ),
         (
             "otlp.headersSecret.name=h,otlp.bearerTokenSecret.name=t",
             "otlp.headersSecret and otlp.bearerTokenSecret both set",

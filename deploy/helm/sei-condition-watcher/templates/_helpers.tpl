@@ -24,7 +24,7 @@ app.kubernetes.io/name: otel-collector
 {{- if .Values.otlp.endpoint -}}
 {{- .Values.otlp.endpoint -}}
 {{- else -}}
-{{- $scheme := ternary "https" "http" (ne .Values.otlp.tls.caSecret.name "") -}}
+{{- $scheme := ternary "https" "http" (ne .Values.collector.tls.secretName "") -}}
 {{- printf "%s://otel-collector:%s" $scheme (include "scw.otlpPort" .) -}}
 {{- end -}}
 {{- end -}}
@@ -51,4 +51,13 @@ app.kubernetes.io/name: otel-collector
   resources: ["seinodes", "seinetworks", "seinodetasks", "seinodetaskworkflows"]
   verbs: ["get", "list", "watch"]
 {{- end }}
+{{- end -}}
+
+{{/* The Secret holding the CA the watcher trusts: otlp.tls.caSecret, else the bundled collector's TLS Secret. */}}
+{{- define "scw.caSecretName" -}}
+{{- if .Values.otlp.tls.caSecret.name -}}
+{{- .Values.otlp.tls.caSecret.name -}}
+{{- else if and .Values.collector.enabled .Values.collector.tls.secretName -}}
+{{- .Values.collector.tls.secretName -}}
+{{- end -}}
 {{- end -}}
