@@ -320,6 +320,21 @@ fn helm_template_with_other_values() {
     // the endpoint given; the default protocol renders no --otlp-protocol.
     let objects = by_key(render(&[
         "--set",
+        "collector.enabled=false,otlp.endpoint=https://otlp.example",
+    ]));
+    let policy = object(
+        &objects,
+        "NetworkPolicy",
+        "sei-condition-watcher",
+        "sei-condition-watcher",
+    );
+    assert_eq!(
+        policy["spec"]["egress"][1],
+        json!({"ports": [{"port": 443, "protocol": "TCP"}]}),
+        "the endpoint's port, from its scheme"
+    );
+    let objects = by_key(render(&[
+        "--set",
         "collector.enabled=false,networkPolicy.enabled=false,podDisruptionBudget.enabled=false",
         "--set",
         "otlp.endpoint=http://collector.observability:4317,leaderElection.enabled=false,replicas=1",

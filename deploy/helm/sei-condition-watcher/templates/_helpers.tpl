@@ -61,3 +61,14 @@ app.kubernetes.io/name: otel-collector
 {{- .Values.collector.tls.secretName -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The port the watcher's NetworkPolicy opens for otlp.endpoint: networkPolicy.otlpPort, else the URL's port, else the scheme's (443, 80). */}}
+{{- define "scw.endpointPort" -}}
+{{- $u := urlParse .Values.otlp.endpoint -}}
+{{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" $u.host) -}}
+{{- if .Values.networkPolicy.otlpPort -}}{{ .Values.networkPolicy.otlpPort }}
+{{- else if $port -}}{{ $port }}
+{{- else if eq $u.scheme "https" -}}443
+{{- else -}}80
+{{- end -}}
+{{- end -}}
