@@ -55,31 +55,7 @@ fn apply_watcher_identity(s: &Scenario) {
 /// A kubeconfig that authenticates as a ServiceAccount of NAMESPACE (a TokenRequest token).
 #[cfg(feature = "stack-tests")]
 fn token_kubeconfig(s: &Scenario, service_account: &str) -> std::path::PathBuf {
-    let token = s.kubectl_ok(&[
-        "-n",
-        NAMESPACE,
-        "create",
-        "token",
-        service_account,
-        "--duration",
-        "1h",
-    ]);
-    let path = s
-        .stack()
-        .dir()
-        .join(format!("{service_account}.kubeconfig"));
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\n\
-             users:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: sa\n  context: {{cluster: s, user: sa}}\ncurrent-context: sa\n",
-            Stack::env("APISERVER_PORT"),
-            s.stack().dir().join("pki/ca.crt").display(),
-            token.trim()
-        ),
-    )
-    .unwrap();
-    path
+    s.stack().token_kubeconfig(NAMESPACE, service_account)
 }
 
 #[cfg(feature = "stack-tests")]

@@ -6,7 +6,10 @@
 //! - deploy/prometheus-operator/sei-conditions.prometheusrule.yaml <-
 //!   deploy/prometheus/sei-conditions.rules.yaml
 //!
-//! and deploy/prometheus-operator/kustomization.yaml lists every generated PrometheusRule.
+//! and deploy/prometheus-operator/kustomization.yaml lists every generated PrometheusRule;
+//! the Helm chart's files/ (a chart cannot read files outside itself) are copies of
+//! otel-config/collector.yaml and its two receiver overlays, deploy/prometheus/*.rules.yaml and
+//! deploy/alertmanager/alertmanager-route.yaml.
 //!
 //! After editing a source: `SEINODE_BLESS=1 cargo test --test it generated_files` writes the
 //! generated files and fails (a run with SEINODE_BLESS never passes), then
@@ -169,4 +172,40 @@ fn generated_files_parse_and_embed_their_source_unchanged() {
         );
         assert_eq!(rule["metadata"]["name"], *name);
     }
+}
+
+/// The Helm chart's copies, each the same bytes as its source: (source, copy).
+const CHART_COPIES: &[(&str, &str)] = &[
+    (
+        "otel-config/collector.yaml",
+        "deploy/helm/sei-condition-watcher/files/collector.yaml",
+    ),
+    (
+        "otel-config/receiver-tls.overlay.yaml",
+        "deploy/helm/sei-condition-watcher/files/receiver-tls.overlay.yaml",
+    ),
+    (
+        "otel-config/receiver-auth.overlay.yaml",
+        "deploy/helm/sei-condition-watcher/files/receiver-auth.overlay.yaml",
+    ),
+    (
+        "deploy/prometheus/sei-conditions.rules.yaml",
+        "deploy/helm/sei-condition-watcher/files/sei-conditions.rules.yaml",
+    ),
+    (
+        "deploy/prometheus/seinode-tls.rules.yaml",
+        "deploy/helm/sei-condition-watcher/files/seinode-tls.rules.yaml",
+    ),
+    (
+        "deploy/alertmanager/alertmanager-route.yaml",
+        "deploy/helm/sei-condition-watcher/files/alertmanager-route.yaml",
+    ),
+];
+
+#[test]
+fn helm_chart_files_are_copies_of_their_sources() {
+    for (source, copy) in CHART_COPIES {
+        check(copy, read(source));
+    }
+    blessed(&CHART_COPIES.iter().map(|(_, c)| *c).collect::<Vec<_>>());
 }

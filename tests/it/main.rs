@@ -24,6 +24,8 @@ mod e2e;
 mod faults;
 mod generated_files;
 #[cfg(feature = "stack-tests")]
+mod helm;
+#[cfg(feature = "stack-tests")]
 mod image;
 #[cfg(feature = "stack-tests")]
 mod lease;

@@ -17,6 +17,7 @@ pin_module() {
   local comp=$1 dir="$STACK_ROOT/modules/$1"
   mkdir -p "$dir"
   case $comp in
+    helm) pin_helm "$dir" ;;
     etcd)
       write_wrapper "$dir" "go.etcd.io/etcd/server/v3" "$ETCD_VERSION" \
         'go.etcd.io/etcd/server/v3'
@@ -152,6 +153,7 @@ build_otelcol() {
 # Paths of the built binaries, for the run half of the script.
 bin_path() {
   case $1 in
+    helm) helm_bin_path ;;
     etcd) echo "$STACK_CACHE/bin/etcd-$(module_key etcd "$ETCD_VERSION")/etcd" ;;
     kube-apiserver | kubectl) echo "$STACK_CACHE/bin/kube-apiserver-$(module_key kube-apiserver "$KUBERNETES_VERSION")/$1" ;;
     prometheus | promtool) echo "$STACK_CACHE/bin/prometheus-$(module_key prometheus "$PROMETHEUS_MODULE_VERSION")/$1" ;;
@@ -164,6 +166,7 @@ bin_path() {
 
 build_component() {
   case $1 in
+    helm) build_helm ;;
     etcd) go_build etcd "$ETCD_VERSION" "" etcd=go.etcd.io/etcd/server/v3 ;;
     kube-apiserver) go_build kube-apiserver "$KUBERNETES_VERSION" "selinux,notest" \
       kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl ;;
@@ -179,4 +182,18 @@ build_component() {
       kube-state-metrics=k8s.io/kube-state-metrics/v2 ;;
     *) die "build: unknown component '$1' (one of: $ALL_COMPONENTS kube-state-metrics)" ;;
   esac
+}
+
+# --- Helm ---------------------------------------------------------------------------
+# Helm renders, lints and installs the chart in deploy/helm. Built like the rest of the
+# stack from its Go module (helm.sh/helm/v4 at $HELM_VERSION), through the committed
+# wrapper in tests/stack/modules/helm, into $STACK_CACHE/bin/helm-<key>/helm.
+pin_helm() {
+  write_wrapper "$1" "helm.sh/helm/v4" "$HELM_VERSION" 'helm.sh/helm/v4/cmd/helm'
+}
+build_helm() {
+  go_build helm "$HELM_VERSION" "" helm=helm.sh/helm/v4/cmd/helm
+}
+helm_bin_path() {
+  echo "$STACK_CACHE/bin/helm-$(module_key helm "$HELM_VERSION")/helm"
 }

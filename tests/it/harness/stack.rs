@@ -73,6 +73,36 @@ impl Stack {
         path
     }
 
+    /// A kubeconfig that authenticates as ServiceAccount `service_account` of `ns` (a
+    /// TokenRequest token, one hour), written to the stack's directory.
+    pub fn token_kubeconfig(&self, ns: &str, service_account: &str) -> PathBuf {
+        let token = self.kubectl_ok(
+            &[
+                "-n",
+                ns,
+                "create",
+                "token",
+                service_account,
+                "--duration",
+                "1h",
+            ],
+            None,
+        );
+        let path = self.dir.join(format!("{ns}-{service_account}.kubeconfig"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\n\
+                 users:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: sa\n  context: {{cluster: s, user: sa}}\ncurrent-context: sa\n",
+                Stack::env("APISERVER_PORT"),
+                self.dir.join("pki/ca.crt").display(),
+                token.trim()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
     /// Runs kubectl against the stack; returns (success, stdout, stderr).
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         let mut child = Command::new("kubectl")

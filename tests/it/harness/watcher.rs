@@ -153,7 +153,12 @@ impl Watcher {
                     let addr = log
                         .lines()
                         .find(|l| l.contains(ADMIN_LINE))
-                        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("addr=")))
+                        .and_then(|l| {
+                            l.split_whitespace()
+                                .find_map(|w| w.strip_prefix("addr="))
+                                // --log-format=json: `"addr":"IP:PORT"`.
+                                .or_else(|| l.split("\"addr\":").nth(1)?.split(['}', ',']).next())
+                        })
                         .map(|a| a.trim_matches('"').to_owned());
                     if addr.is_none() && !self.running() {
                         panic!("the watcher exited before its admin server listened; log:\n{log}");
