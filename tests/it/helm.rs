@@ -254,10 +254,11 @@ fn helm_template_with_other_values() {
             {"name": "otlp-client", "mountPath": "/etc/sei-condition-watcher/otlp-client", "readOnly": true},
         ])
     );
-    // The collector serves OTLP/HTTP and writes to the Prometheus given.
+    // The collector serves OTLP/HTTP (beside gRPC, as deploy/collector) and writes to the
+    // Prometheus given.
     let service = object(&objects, "Service", ns, "otel-collector");
     assert_eq!(
-        service["spec"]["ports"][0],
+        service["spec"]["ports"][1],
         json!({"name": "otlp-http", "port": 4318, "targetPort": "otlp-http"})
     );
     let collector = object(&objects, "Deployment", ns, "otel-collector");
@@ -276,7 +277,7 @@ fn helm_template_with_other_values() {
     let policy = object(&objects, "NetworkPolicy", ns, "otel-collector");
     assert_eq!(
         policy["spec"]["ingress"][0]["ports"],
-        json!([{"port": 4318, "protocol": "TCP"}])
+        json!([{"port": 4317, "protocol": "TCP"}, {"port": 4318, "protocol": "TCP"}])
     );
     // The ServiceMonitor, the PrometheusRules (the same as deploy/prometheus-operator's) and
     // the Alertmanager Secret (the example file).
@@ -422,7 +423,7 @@ fn helm_template_with_other_values() {
         ]
     );
     assert_eq!(
-        json!(collector["containers"][0]["env"].as_array().unwrap()[1..]),
+        json!(collector["containers"][0]["env"].as_array().unwrap()[3..]),
         json!([
             {"name": "COLLECTOR_TLS_CERT_FILE", "value": "/etc/otelcol-tls/tls.crt"},
             {"name": "COLLECTOR_TLS_KEY_FILE", "value": "/etc/otelcol-tls/tls.key"},
