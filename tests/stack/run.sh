@@ -90,6 +90,12 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:$COLLECTOR_METRICS_PORT"]
 EOF
+  write_alertmanager_config
+}
+
+# The Alertmanager of a stack (or of a fleet): every notification at once to the webhook.
+write_alertmanager_config() {
+  mkdir -p "$STACK_DIR/alertmanager/data" "$STACK_DIR/webhook"
   cat >"$STACK_DIR/alertmanager/alertmanager.yml" <<EOF
 # Local stack only: notifications go at once to the stack's webhook receiver.
 route:
@@ -180,7 +186,11 @@ start_component() {
     webhook)
       cmd=(python3 "$STACK_ROOT/webhook_receiver.py" --port "$WEBHOOK_PORT" --log "$STACK_DIR/webhook/notifications.jsonl")
       ;;
-    *) die "unknown component '$name' (one of: $RUN_COMPONENTS)" ;;
+    *)
+      # The fleet's own components (fleet.sh), in a directory that holds a fleet.
+      [[ -n ${FLEET_CLUSTERS:-} ]] || die "unknown component '$name' (one of: $RUN_COMPONENTS)"
+      fleet_command "$name"
+      ;;
   esac
   [[ $name == webhook || -x "${cmd[0]}" || ${cmd[0]} == env ]] || die "$name is not built: run 'tests/stack/stack build'"
   echo "--- start $(date -u +%FT%TZ)" >>"$log"
@@ -198,6 +208,7 @@ health_check() {
     prometheus) curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" ;;
     alertmanager) curl -fsS "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready" ;;
     webhook) curl -fsS "http://127.0.0.1:$WEBHOOK_PORT/healthz" ;;
+    *) fleet_health_check "$1" ;;
   esac
 }
 

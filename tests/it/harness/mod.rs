@@ -29,7 +29,7 @@ use serde_json::Value;
 #[cfg(feature = "stack-tests")]
 pub use collector::{Certificate, OwnCollector};
 #[cfg(feature = "stack-tests")]
-pub use scenario::{failed_task, fixture, Scenario, EXPORT_INTERVAL};
+pub use scenario::{beside_the_stack, failed_task, fixture, Scenario, EXPORT_INTERVAL};
 pub use seistack::free_port;
 #[cfg(feature = "stack-tests")]
 pub use stack::Stack;
