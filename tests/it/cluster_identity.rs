@@ -26,27 +26,11 @@ struct SecondCluster {
 
 impl SecondCluster {
     fn up() -> SecondCluster {
-        let out = Command::new("mktemp")
-            .args(["-d", "-t", "seinode-second-cluster.XXXXXX"])
-            .output()
-            .expect("mktemp runs");
-        let dir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        let cluster = SecondCluster { dir };
-        cluster.stack(&["up", "--api-only"]);
+        let cluster = SecondCluster {
+            dir: fresh_stack_dir("seinode-second-cluster"),
+        };
+        stack_in(&cluster.dir, &["up", "--api-only"]);
         cluster
-    }
-
-    fn stack(&self, args: &[&str]) {
-        let status = Command::new(repo_path("tests/stack/stack"))
-            .args(args)
-            .env("SEINODE_STACK_DIR", &self.dir)
-            .status()
-            .expect("tests/stack/stack runs");
-        assert!(
-            status.success(),
-            "tests/stack/stack {args:?} in {:?}",
-            self.dir
-        );
     }
 
     fn kubeconfig(&self) -> PathBuf {

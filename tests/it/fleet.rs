@@ -47,13 +47,8 @@ pub(crate) struct Fleet {
 
 impl Fleet {
     pub(crate) fn up(args: &[&str]) -> Fleet {
-        let out = Command::new("mktemp")
-            .args(["-d", "-t", "seinode-fleet.XXXXXX"])
-            .output()
-            .expect("mktemp runs");
-        let dir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
         let mut fleet = Fleet {
-            dir,
+            dir: fresh_stack_dir("seinode-fleet"),
             env: BTreeMap::new(),
         };
         let mut up = vec!["fleet", "up"];
@@ -75,16 +70,7 @@ impl Fleet {
 
     /// tests/stack/stack ARGS on this fleet (`stop rule`, `kill receive-2`, ...).
     pub(crate) fn stack(&self, args: &[&str]) {
-        let status = Command::new(repo_path("tests/stack/stack"))
-            .args(args)
-            .env("SEINODE_STACK_DIR", &self.dir)
-            .status()
-            .expect("tests/stack/stack runs");
-        assert!(
-            status.success(),
-            "tests/stack/stack {args:?} in {:?}",
-            self.dir
-        );
+        stack_in(&self.dir, args);
     }
 
     fn env(&self, key: &str) -> &str {
@@ -129,7 +115,7 @@ impl Fleet {
 
     /// An instant query of Thanos Query, deduplicated (as the ruler reads) or not; the
     /// labels and value of each series.
-    pub(crate) fn query(&self, expr: &str, dedup: bool) -> Vec<(BTreeMap<String, String>, f64)> {
+    pub(crate) fn query(&self, expr: &str, dedup: bool) -> Vec<seistack::Sample> {
         let dedup = if dedup { "true" } else { "false" };
         let data = self
             .api(
@@ -138,24 +124,7 @@ impl Fleet {
                 &[("query", expr), ("dedup", dedup)],
             )
             .unwrap_or_else(|e| panic!("Thanos Query {expr}: {e}"));
-        data["result"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{expr}: not a vector: {data}"))
-            .iter()
-            .map(|r| {
-                let labels = r["metric"]
-                    .as_object()
-                    .expect("labels")
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                    .collect();
-                let value = r["value"][1]
-                    .as_str()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(f64::NAN);
-                (labels, value)
-            })
-            .collect()
+        seistack::vector(expr, &data["result"])
     }
 
     /// The values of `label` over the series of a deduplicated instant query, sorted.
@@ -169,40 +138,16 @@ impl Fleet {
         values
     }
 
-    /// The raw sample times of each series a range selector selects (deduplicated).
-    fn sample_times(&self, range_selector: &str) -> Vec<Vec<f64>> {
+    /// The raw sample times of each series a range selector selects, deduplicated or not
+    /// (then each receiver's copy apart), with the copy's `receive_replica` ("" when
+    /// deduplicated).
+    fn sample_times(&self, range_selector: &str, dedup: bool) -> Vec<(String, Vec<f64>)> {
+        let dedup = if dedup { "true" } else { "false" };
         let data = self
             .api(
                 "THANOS_QUERY_URL",
                 "/api/v1/query",
-                &[("query", range_selector), ("dedup", "true")],
-            )
-            .unwrap_or_else(|e| panic!("Thanos Query {range_selector}: {e}"));
-        data["result"]
-            .as_array()
-            .expect("a matrix")
-            .iter()
-            .map(|s| {
-                let mut times: Vec<f64> = s["values"]
-                    .as_array()
-                    .expect("values")
-                    .iter()
-                    .map(|v| v[0].as_f64().expect("timestamp"))
-                    .collect();
-                times.sort_by(f64::total_cmp);
-                times
-            })
-            .collect()
-    }
-
-    /// The raw sample times of each receiver's copy of the series a range selector selects
-    /// (no deduplication), by `receive_replica`.
-    fn replica_sample_times(&self, range_selector: &str) -> Vec<(String, Vec<f64>)> {
-        let data = self
-            .api(
-                "THANOS_QUERY_URL",
-                "/api/v1/query",
-                &[("query", range_selector), ("dedup", "false")],
+                &[("query", range_selector), ("dedup", dedup)],
             )
             .unwrap_or_else(|e| panic!("Thanos Query {range_selector}: {e}"));
         data["result"]
@@ -214,12 +159,13 @@ impl Fleet {
                     .as_str()
                     .unwrap_or("")
                     .to_owned();
-                let times = s["values"]
+                let mut times: Vec<f64> = s["values"]
                     .as_array()
                     .expect("values")
                     .iter()
                     .map(|v| v[0].as_f64().expect("timestamp"))
                     .collect();
+                times.sort_by(f64::total_cmp);
                 (replica, times)
             })
             .collect()
@@ -497,11 +443,10 @@ fn fleet_pages_per_cluster_through_thanos() {
     // the receiver was dead and since it came back.
     let window = (unix_now() - killed_at + 10.0).ceil() as u64;
     for cluster in ["fleet-a", "fleet-b"] {
-        let series = fleet.sample_times(&format!(
-            "sei_condition_watcher_up{{cluster=\"{cluster}\"}}[{window}s]"
-        ));
+        let heartbeat = format!("sei_condition_watcher_up{{cluster=\"{cluster}\"}}[{window}s]");
+        let series = fleet.sample_times(&heartbeat, true);
         assert_eq!(series.len(), 1, "one heartbeat series for {cluster}");
-        let times = &series[0];
+        let times = &series[0].1;
         assert!(
             times.first().is_some_and(|t| *t < killed_at),
             "the samples start before the receiver was killed"
@@ -521,9 +466,7 @@ fn fleet_pages_per_cluster_through_thanos() {
             times.len(),
             offsets.join(" ")
         );
-        for (replica, times) in fleet.replica_sample_times(&format!(
-            "sei_condition_watcher_up{{cluster=\"{cluster}\"}}[{window}s]"
-        )) {
+        for (replica, times) in fleet.sample_times(&heartbeat, false) {
             let offsets: Vec<String> = times
                 .iter()
                 .map(|t| format!("{:.1}", t - killed_at))

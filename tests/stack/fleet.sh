@@ -154,19 +154,12 @@ fleet_up() {
   for i in $(seq 1 "$clusters"); do
     vars+=("OTLP_GRPC_PORT_$i" "COLLECTOR_HEALTH_PORT_$i" "COLLECTOR_METRICS_PORT_$i")
   done
-  local text ports
-  text=$(free_ports ${#vars[@]}) || die "could not pick free ports (python3 tests/harness/seistack.py free-port)"
-  mapfile -t ports <<<"$text"
-  ((${#ports[@]} == ${#vars[@]})) || die "picked ${#ports[@]} free ports, wanted ${#vars[@]}"
+  write_ports fleet "${vars[@]}"
   {
-    echo "# Ports of the fleet in $STACK_DIR, chosen free at 'fleet up'."
-    for i in "${!vars[@]}"; do
-      echo "${vars[$i]}=${ports[$i]}"
-    done
     echo "RULE_FOR=$RULE_FOR"
     echo "FLEET_CLUSTERS=$clusters"
     echo "STACK_COMPONENTS=\"$(fleet_components)\""
-  } >"$STACK_DIR/ports.env"
+  } >>"$STACK_DIR/ports.env"
   load_ports
   fleet_write_configs
 

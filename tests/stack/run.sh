@@ -19,6 +19,24 @@ free_ports() {
   python3 "$REPO_ROOT/tests/harness/seistack.py" free-port "$1"
 }
 
+# write_ports WHAT NAME...: a free loopback port for each NAME, as NAME=PORT lines of a new
+# $STACK_DIR/ports.env (WHAT, stack or fleet, names it in its first line).
+write_ports() {
+  local what=$1 text ports i name
+  shift
+  text=$(free_ports $#) || die "could not pick free ports (python3 tests/harness/seistack.py free-port)"
+  mapfile -t ports <<<"$text"
+  ((${#ports[@]} == $#)) || die "picked ${#ports[@]} free ports, wanted $#"
+  {
+    echo "# Ports of the $what in $STACK_DIR, chosen free at '$what up'."
+    i=0
+    for name in "$@"; do
+      echo "$name=${ports[$i]}"
+      i=$((i + 1))
+    done
+  } >"$STACK_DIR/ports.env"
+}
+
 load_ports() {
   [[ -f "$STACK_DIR/ports.env" ]] || die "no stack in $STACK_DIR: run 'tests/stack/stack up' first"
   # shellcheck source=/dev/null
@@ -273,19 +291,12 @@ stack_up() {
     stack_down
   fi
   mkdir -p "$STACK_DIR"
-  local vars=(ETCD_PORT ETCD_PEER_PORT APISERVER_PORT OTLP_GRPC_PORT OTLP_HTTP_PORT COLLECTOR_HEALTH_PORT
-    COLLECTOR_METRICS_PORT PROMETHEUS_PORT ALERTMANAGER_PORT WEBHOOK_PORT) ports text i
-  text=$(free_ports ${#vars[@]}) || die "could not pick free ports (python3 tests/harness/seistack.py free-port)"
-  mapfile -t ports <<<"$text"
-  ((${#ports[@]} == ${#vars[@]})) || die "picked ${#ports[@]} free ports, wanted ${#vars[@]}"
+  write_ports stack ETCD_PORT ETCD_PEER_PORT APISERVER_PORT OTLP_GRPC_PORT OTLP_HTTP_PORT COLLECTOR_HEALTH_PORT \
+    COLLECTOR_METRICS_PORT PROMETHEUS_PORT ALERTMANAGER_PORT WEBHOOK_PORT
   {
-    echo "# Ports of the stack in $STACK_DIR, chosen free at 'up'."
-    for i in "${!vars[@]}"; do
-      echo "${vars[$i]}=${ports[$i]}"
-    done
     echo "RULE_FOR=$RULE_FOR"
     echo "STACK_COMPONENTS=\"$components\""
-  } >"$STACK_DIR/ports.env"
+  } >>"$STACK_DIR/ports.env"
   load_ports
   write_pki
   write_kubeconfig
