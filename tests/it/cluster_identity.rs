@@ -26,27 +26,11 @@ struct SecondCluster {
 
 impl SecondCluster {
     fn up() -> SecondCluster {
-        let out = Command::new("mktemp")
-            .args(["-d", "-t", "seinode-second-cluster.XXXXXX"])
-            .output()
-            .expect("mktemp runs");
-        let dir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        let cluster = SecondCluster { dir };
-        cluster.stack(&["up", "--api-only"]);
+        let cluster = SecondCluster {
+            dir: fresh_stack_dir("seinode-second-cluster"),
+        };
+        stack_in(&cluster.dir, &["up", "--api-only"]);
         cluster
-    }
-
-    fn stack(&self, args: &[&str]) {
-        let status = Command::new(repo_path("tests/stack/stack"))
-            .args(args)
-            .env("SEINODE_STACK_DIR", &self.dir)
-            .status()
-            .expect("tests/stack/stack runs");
-        assert!(
-            status.success(),
-            "tests/stack/stack {args:?} in {:?}",
-            self.dir
-        );
     }
 
     fn kubeconfig(&self) -> PathBuf {
@@ -68,7 +52,7 @@ impl Drop for SecondCluster {
 }
 
 /// kubectl with `kubeconfig`, which must succeed; its stdout.
-fn kubectl_ok(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
+pub(crate) fn kubectl_ok(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> String {
     use std::io::Write;
     let mut child = Command::new("kubectl")
         .arg("--kubeconfig")
@@ -105,8 +89,9 @@ fn kube_system_uid(kubeconfig: &Path) -> String {
     )
 }
 
-/// Creates the validator (SigningKeyReady True) in `ns`, then writes its status.
-fn create_validator(kubeconfig: &Path, ns: &str, validator: &Value) {
+/// Creates the validator (SigningKeyReady True) in `ns`, then writes its status (any
+/// SeiNode with a status will do).
+pub(crate) fn create_validator(kubeconfig: &Path, ns: &str, validator: &Value) {
     let mut object = validator.clone();
     let status = object.as_object_mut().unwrap().remove("status").unwrap();
     object["metadata"]["namespace"] = json!(ns);
@@ -118,7 +103,7 @@ fn create_validator(kubeconfig: &Path, ns: &str, validator: &Value) {
     patch_status(kubeconfig, ns, validator, &status);
 }
 
-fn patch_status(kubeconfig: &Path, ns: &str, validator: &Value, status: &Value) {
+pub(crate) fn patch_status(kubeconfig: &Path, ns: &str, validator: &Value, status: &Value) {
     let name = validator["metadata"]["name"].as_str().unwrap();
     let patch = json!({ "status": status }).to_string();
     kubectl_ok(
@@ -139,7 +124,7 @@ fn patch_status(kubeconfig: &Path, ns: &str, validator: &Value, status: &Value) 
 }
 
 /// Sets the validator's SigningKeyReady to False/SigningKeyInvalid, now.
-fn break_signing_key(kubeconfig: &Path, ns: &str, validator: &Value) {
+pub(crate) fn break_signing_key(kubeconfig: &Path, ns: &str, validator: &Value) {
     let mut status = validator["status"].clone();
     for c in status["conditions"].as_array_mut().unwrap() {
         if c["type"] == "SigningKeyReady" {

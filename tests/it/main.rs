@@ -22,6 +22,8 @@ mod docs;
 mod e2e;
 #[cfg(feature = "stack-tests")]
 mod faults;
+#[cfg(feature = "stack-tests")]
+mod fleet;
 mod generated_files;
 #[cfg(feature = "stack-tests")]
 mod helm;

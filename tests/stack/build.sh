@@ -51,7 +51,21 @@ pin_module() {
       write_wrapper "$dir" "k8s.io/kube-state-metrics/v2" "$KSM_VERSION" \
         'k8s.io/kube-state-metrics/v2'
       ;;
-    *) die "pin: unknown component '$comp' (one of: etcd kube-apiserver prometheus alertmanager kube-state-metrics)" ;;
+    thanos)
+      write_wrapper "$dir" "github.com/thanos-io/thanos" "$THANOS_VERSION" \
+        'github.com/thanos-io/thanos/cmd/thanos'
+      # Replace directives apply only in the main module: copy Thanos' own block so the
+      # wrapper builds the dependencies Thanos was released with.
+      local modfile
+      modfile=$(cd "$dir" && go mod download -json "github.com/thanos-io/thanos@$THANOS_VERSION" |
+        sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+      {
+        echo
+        echo "// The replace directives of github.com/thanos-io/thanos $THANOS_VERSION, copied (comments left out)."
+        sed -n '/^replace (/,/^)/p' "$modfile" | grep -v '^\s*//'
+      } >>"$dir/go.mod"
+      ;;
+    *) die "pin: unknown component '$comp' (one of: etcd kube-apiserver prometheus alertmanager kube-state-metrics thanos)" ;;
   esac
   (cd "$dir" && go mod tidy) || die "pin $comp: go mod tidy failed"
   log "pinned $comp in ${dir#"$REPO_ROOT"/}"
@@ -150,6 +164,10 @@ build_otelcol() {
   echo "otelcol $OTELCOL_CORE_VERSION $((SECONDS - start))" >>"$STACK_CACHE/build-times.txt"
 }
 
+# Thanos' build tags are part of its cache key: a binary built without them is unusable.
+THANOS_BUILD_TAGS="netgo,slicelabels"
+thanos_key() { echo "$THANOS_VERSION-${THANOS_BUILD_TAGS//,/-}"; }
+
 # Paths of the built binaries, for the run half of the script.
 bin_path() {
   case $1 in
@@ -159,6 +177,7 @@ bin_path() {
     prometheus | promtool) echo "$STACK_CACHE/bin/prometheus-$(module_key prometheus "$PROMETHEUS_MODULE_VERSION")/$1" ;;
     alertmanager | amtool) echo "$STACK_CACHE/bin/alertmanager-$(module_key alertmanager "$ALERTMANAGER_VERSION")/$1" ;;
     kube-state-metrics) echo "$STACK_CACHE/bin/kube-state-metrics-$(module_key kube-state-metrics "$KSM_VERSION")/$1" ;;
+    thanos) echo "$STACK_CACHE/bin/thanos-$(module_key thanos "$(thanos_key)")/thanos" ;;
     otelcol) echo "$STACK_CACHE/bin/otelcol-$OTELCOL_CORE_VERSION-$(sha256sum "$REPO_ROOT/otel-config/builder.yaml" | cut -c1-12)/otelcol-seinode" ;;
     *) die "bin_path: unknown binary '$1'" ;;
   esac
@@ -180,7 +199,13 @@ build_component() {
     # Only the benchmark (tests/bench/compare) needs it; `stack build` alone does not build it.
     kube-state-metrics) go_build kube-state-metrics "$KSM_VERSION" "" \
       kube-state-metrics=k8s.io/kube-state-metrics/v2 ;;
-    *) die "build: unknown component '$1' (one of: $ALL_COMPONENTS kube-state-metrics)" ;;
+    # Only the fleet (`stack fleet up`, tests/it/fleet.rs) needs it.
+    # Built as Thanos builds its releases (.promu.yml): `slicelabels` is not optional, its
+    # gRPC code assumes that layout of Prometheus' labels (without it a receiver panics at
+    # its first Info call: grpc BinaryTieredBufferPool, index out of range [64]).
+    thanos) go_build thanos "$(thanos_key)" "$THANOS_BUILD_TAGS" \
+      thanos=github.com/thanos-io/thanos/cmd/thanos ;;
+    *) die "build: unknown component '$1' (one of: $ALL_COMPONENTS kube-state-metrics thanos)" ;;
   esac
 }
 

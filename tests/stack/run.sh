@@ -19,6 +19,24 @@ free_ports() {
   python3 "$REPO_ROOT/tests/harness/seistack.py" free-port "$1"
 }
 
+# write_ports WHAT NAME...: a free loopback port for each NAME, as NAME=PORT lines of a new
+# $STACK_DIR/ports.env (WHAT, stack or fleet, names it in its first line).
+write_ports() {
+  local what=$1 text ports i name
+  shift
+  text=$(free_ports $#) || die "could not pick free ports (python3 tests/harness/seistack.py free-port)"
+  mapfile -t ports <<<"$text"
+  ((${#ports[@]} == $#)) || die "picked ${#ports[@]} free ports, wanted $#"
+  {
+    echo "# Ports of the $what in $STACK_DIR, chosen free at '$what up'."
+    i=0
+    for name in "$@"; do
+      echo "$name=${ports[$i]}"
+      i=$((i + 1))
+    done
+  } >"$STACK_DIR/ports.env"
+}
+
 load_ports() {
   [[ -f "$STACK_DIR/ports.env" ]] || die "no stack in $STACK_DIR: run 'tests/stack/stack up' first"
   # shellcheck source=/dev/null
@@ -95,6 +113,12 @@ scrape_configs:
 otlp:
   translation_strategy: UnderscoreEscapingWithoutSuffixes
 EOF
+  write_alertmanager_config
+}
+
+# The Alertmanager of a stack (or of a fleet): every notification at once to the webhook.
+write_alertmanager_config() {
+  mkdir -p "$STACK_DIR/alertmanager/data" "$STACK_DIR/webhook"
   cat >"$STACK_DIR/alertmanager/alertmanager.yml" <<EOF
 # Local stack only: notifications go at once to the stack's webhook receiver.
 route:
@@ -186,7 +210,11 @@ start_component() {
     webhook)
       cmd=(python3 "$STACK_ROOT/webhook_receiver.py" --port "$WEBHOOK_PORT" --log "$STACK_DIR/webhook/notifications.jsonl")
       ;;
-    *) die "unknown component '$name' (one of: $RUN_COMPONENTS)" ;;
+    *)
+      # The fleet's own components (fleet.sh), in a directory that holds a fleet.
+      [[ -n ${FLEET_CLUSTERS:-} ]] || die "unknown component '$name' (one of: $RUN_COMPONENTS)"
+      fleet_command "$name"
+      ;;
   esac
   [[ $name == webhook || -x "${cmd[0]}" || ${cmd[0]} == env ]] || die "$name is not built: run 'tests/stack/stack build'"
   echo "--- start $(date -u +%FT%TZ)" >>"$log"
@@ -204,6 +232,7 @@ health_check() {
     prometheus) curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" ;;
     alertmanager) curl -fsS "http://127.0.0.1:$ALERTMANAGER_PORT/-/ready" ;;
     webhook) curl -fsS "http://127.0.0.1:$WEBHOOK_PORT/healthz" ;;
+    *) fleet_health_check "$1" ;;
   esac
 }
 
@@ -268,19 +297,12 @@ stack_up() {
     stack_down
   fi
   mkdir -p "$STACK_DIR"
-  local vars=(ETCD_PORT ETCD_PEER_PORT APISERVER_PORT OTLP_GRPC_PORT OTLP_HTTP_PORT COLLECTOR_HEALTH_PORT
-    COLLECTOR_METRICS_PORT PROMETHEUS_PORT ALERTMANAGER_PORT WEBHOOK_PORT) ports text i
-  text=$(free_ports ${#vars[@]}) || die "could not pick free ports (python3 tests/harness/seistack.py free-port)"
-  mapfile -t ports <<<"$text"
-  ((${#ports[@]} == ${#vars[@]})) || die "picked ${#ports[@]} free ports, wanted ${#vars[@]}"
+  write_ports stack ETCD_PORT ETCD_PEER_PORT APISERVER_PORT OTLP_GRPC_PORT OTLP_HTTP_PORT COLLECTOR_HEALTH_PORT \
+    COLLECTOR_METRICS_PORT PROMETHEUS_PORT ALERTMANAGER_PORT WEBHOOK_PORT
   {
-    echo "# Ports of the stack in $STACK_DIR, chosen free at 'up'."
-    for i in "${!vars[@]}"; do
-      echo "${vars[$i]}=${ports[$i]}"
-    done
     echo "RULE_FOR=$RULE_FOR"
     echo "STACK_COMPONENTS=\"$components\""
-  } >"$STACK_DIR/ports.env"
+  } >>"$STACK_DIR/ports.env"
   load_ports
   write_pki
   write_kubeconfig

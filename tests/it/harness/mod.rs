@@ -29,10 +29,10 @@ use serde_json::Value;
 #[cfg(feature = "stack-tests")]
 pub use collector::{Certificate, OwnCollector};
 #[cfg(feature = "stack-tests")]
-pub use scenario::{failed_task, fixture, Scenario, EXPORT_INTERVAL};
+pub use scenario::{beside_the_stack, failed_task, fixture, Scenario, EXPORT_INTERVAL};
 pub use seistack::free_port;
 #[cfg(feature = "stack-tests")]
-pub use stack::Stack;
+pub use stack::{fresh_stack_dir, stack_in, Stack};
 pub use watcher::{rss_kib, run_watcher, Watcher, BIN};
 
 /// A path in the repository.

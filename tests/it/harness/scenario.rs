@@ -33,6 +33,13 @@ const KINDS: [&str; 4] = [
 /// stack test beside them.
 static STACK: RwLock<()> = RwLock::new(());
 
+/// For a test that runs processes of its own beside the stack, not in it (tests/it/fleet.rs):
+/// held as a shared scenario holds the stack, so no test that takes the stack alone (and
+/// times a restart or a fault) runs beside it.
+pub fn beside_the_stack() -> RwLockReadGuard<'static, ()> {
+    STACK.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One stack test's world: see the module documentation.
 pub struct Scenario {
     stack: &'static Stack,

@@ -144,7 +144,13 @@ pub type Sample = (BTreeMap<String, String>, f64);
 /// `seistack.py query EXPR`: a Prometheus instant query, as (labels, value) per series.
 #[cfg(feature = "stack-tests")]
 pub fn query(expr: &str) -> Vec<Sample> {
-    let result = json(&["query", expr]);
+    vector(expr, &json(&["query", expr]))
+}
+
+/// The series of an instant query's vector `result` (a Prometheus-compatible API's
+/// `data.result`, from any server): (labels, value) per series.
+#[cfg(feature = "stack-tests")]
+pub fn vector(expr: &str, result: &Value) -> Vec<Sample> {
     result
         .as_array()
         .unwrap_or_else(|| panic!("{expr}: not a vector result: {result}"))

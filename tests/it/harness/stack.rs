@@ -331,3 +331,22 @@ fn in_namespace<'a>(ns: Option<&'a str>, args: &[&'a str]) -> Vec<&'a str> {
     all.extend_from_slice(args);
     all
 }
+
+/// A fresh directory for a stack or a fleet of a test's own (`mktemp -d`, named PREFIX.XXXXXX).
+pub fn fresh_stack_dir(prefix: &str) -> PathBuf {
+    let out = Command::new("mktemp")
+        .args(["-d", "-t", &format!("{prefix}.XXXXXX")])
+        .output()
+        .expect("mktemp runs");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// tests/stack/stack ARGS on the stack (or fleet) in `dir`, which must succeed.
+pub fn stack_in(dir: &std::path::Path, args: &[&str]) {
+    let status = Command::new(super::repo_path("tests/stack/stack"))
+        .args(args)
+        .env("SEINODE_STACK_DIR", dir)
+        .status()
+        .expect("tests/stack/stack runs");
+    assert!(status.success(), "tests/stack/stack {args:?} in {dir:?}");
+}
