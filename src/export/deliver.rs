@@ -110,7 +110,11 @@ impl<S: Sink> ObjectExporter<S> {
                 }
             }
         }
-        if kind == ExportKind::Changes {
+        // The pause before refused changes go again: set or doubled by a refused change
+        // export, ended by any export the collector took whole (it is back: the refused
+        // changes go at the next tick, as before the pause existed).
+        let accepted = report.requests > 0 && report.failed_requests == 0;
+        if kind == ExportKind::Changes || accepted {
             self.retry_after = match (
                 report.failed_requests + report.held_requests,
                 self.retry_after,

@@ -265,6 +265,32 @@ mod tests {
         assert!(recorder.take().is_empty());
     }
 
+    /// Once any export is taken whole, the collector is back: the refused changes go at the
+    /// next tick, not after the rest of the pause (up to 16 s).
+    #[tokio::test(start_paused = true)]
+    async fn an_accepted_export_ends_the_retry_pause() {
+        let h = Harness::new(1);
+        for i in 0..10 {
+            h.set(0, &format!("v{i}"), &[("Ready", True, "A")], None);
+        }
+        let mut exporter = limited(&h, 1, high_memory);
+        exporter.export(ExportKind::Changes).await;
+        assert!(exporter.retry_after.is_some(), "refused: a pause");
+        let report = exporter
+            .export(ExportKind::Refresh {
+                slice: 0,
+                slices: 1,
+            })
+            .await;
+        assert_eq!((report.requests, report.failed_requests), (10, 0));
+        assert!(exporter.retry_after.is_none(), "accepted: no pause");
+        assert_eq!(
+            exporter.retry.len(),
+            10,
+            "still to be sent, at the next tick"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_final_export_that_gets_no_answer_gives_up_at_the_deadline() {
         let h = Harness::new(1 << 20);
