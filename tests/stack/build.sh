@@ -205,8 +205,28 @@ build_component() {
     # its first Info call: grpc BinaryTieredBufferPool, index out of range [64]).
     thanos) go_build thanos "$(thanos_key)" "$THANOS_BUILD_TAGS" \
       thanos=github.com/thanos-io/thanos/cmd/thanos ;;
-    *) die "build: unknown component '$1' (one of: $ALL_COMPONENTS kube-state-metrics thanos)" ;;
+    *) die "build: unknown component '$1' (one of: $ALL_COMPONENTS kube-state-metrics)" ;;
   esac
+}
+
+# build_all COMPONENT...: builds them $SEINODE_BUILD_JOBS at a time (default 2). Each Go
+# build already compiles on every core; two at once overlap one's module downloads and
+# single-threaded link with the other's compiling. Each component logs to its own file.
+build_all() {
+  local jobs=${SEINODE_BUILD_JOBS:-2} running=0 failed=0 comp
+  for comp in "$@"; do
+    if ((running >= jobs)); then
+      wait -n || failed=$((failed + 1))
+      running=$((running - 1))
+    fi
+    build_component "$comp" &
+    running=$((running + 1))
+  done
+  while ((running > 0)); do
+    wait -n || failed=$((failed + 1))
+    running=$((running - 1))
+  done
+  ((failed == 0)) || die "build: $failed component(s) failed to build (their errors are above)"
 }
 
 # --- Helm ---------------------------------------------------------------------------
