@@ -21,33 +21,22 @@ const PAGE_WITHIN: Duration = Duration::from_secs(150);
 /// A second cluster: an etcd and API server of their own, in a fresh stack directory, taken
 /// down when dropped.
 struct SecondCluster {
-    dir: PathBuf,
+    own: OwnStack,
 }
 
 impl SecondCluster {
     fn up() -> SecondCluster {
-        let cluster = SecondCluster {
-            dir: fresh_stack_dir("seinode-second-cluster"),
-        };
-        stack_in(&cluster.dir, &["up", "--api-only"]);
-        cluster
+        SecondCluster {
+            own: OwnStack::up("seinode-second-cluster", &["up", "--api-only"], &[]),
+        }
     }
 
     fn kubeconfig(&self) -> PathBuf {
-        self.dir.join("kubeconfig")
+        self.own.dir().join("kubeconfig")
     }
 
     fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         kubectl_ok(&self.kubeconfig(), args, stdin)
-    }
-}
-
-impl Drop for SecondCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_path("tests/stack/stack"))
-            .arg("down")
-            .env("SEINODE_STACK_DIR", &self.dir)
-            .status();
     }
 }
 

@@ -21,9 +21,7 @@
 //!     sent twice, none resolves;
 //!   - the killed watcher's cluster, and only it, gets SeiConditionWatcherAbsent.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -41,42 +39,25 @@ const PAGE_WITHIN: Duration = Duration::from_secs(90);
 
 /// A fleet in a fresh directory (`tests/stack/stack fleet up`), taken down when dropped.
 pub(crate) struct Fleet {
-    dir: PathBuf,
-    env: BTreeMap<String, String>,
+    own: OwnStack,
 }
 
 impl Fleet {
     pub(crate) fn up(args: &[&str]) -> Fleet {
-        let mut fleet = Fleet {
-            dir: fresh_stack_dir("seinode-fleet"),
-            env: BTreeMap::new(),
-        };
         let mut up = vec!["fleet", "up"];
         up.extend_from_slice(args);
-        fleet.stack(&up);
-        let out = Command::new(repo_path("tests/stack/stack"))
-            .args(["fleet", "env"])
-            .env("SEINODE_STACK_DIR", &fleet.dir)
-            .output()
-            .expect("tests/stack/stack runs");
-        assert!(out.status.success(), "stack fleet env");
-        fleet.env = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        fleet
+        Fleet {
+            own: OwnStack::up("seinode-fleet", &up, &["fleet", "env"]),
+        }
     }
 
     /// tests/stack/stack ARGS on this fleet (`stop rule`, `kill receive-2`, ...).
     pub(crate) fn stack(&self, args: &[&str]) {
-        stack_in(&self.dir, args);
+        self.own.stack(args);
     }
 
     fn env(&self, key: &str) -> &str {
-        self.env
-            .get(key)
-            .unwrap_or_else(|| panic!("{key} missing from `stack fleet env`"))
+        self.own.env(key)
     }
 
     pub(crate) fn kubeconfig(&self, cluster: usize) -> PathBuf {
@@ -96,21 +77,7 @@ impl Fleet {
 
     /// A GET of a Thanos HTTP API (`THANOS_QUERY_URL`, `THANOS_RULE_URL`): its `data`.
     fn api(&self, base: &str, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
-        let mut request = ureq::get(format!("{}{path}", self.env(base)));
-        for (k, v) in params {
-            request = request.query(*k, *v);
-        }
-        let mut response = request
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .call()
-            .map_err(|e| e.to_string())?;
-        let body: Value = response.body_mut().read_json().map_err(|e| e.to_string())?;
-        if body["status"] != "success" {
-            return Err(body.to_string());
-        }
-        Ok(body["data"].clone())
+        self.own.api(base, path, params)
     }
 
     /// An instant query of Thanos Query, deduplicated (as the ruler reads) or not; the
@@ -186,14 +153,7 @@ impl Fleet {
 
     /// The alerts the fleet's webhook receiver was notified of, oldest first.
     pub(crate) fn notifications(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.env("WEBHOOK_LOG")).unwrap_or_default();
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .flat_map(|l| {
-                let n: Value = serde_json::from_str(l).expect("a JSON notification");
-                n["alerts"].as_array().cloned().unwrap_or_default()
-            })
-            .collect()
+        self.own.notifications()
     }
 
     /// The `cluster` of every notification of `alert` in `status` about namespace `ns`
@@ -211,27 +171,6 @@ impl Fleet {
             .collect();
         clusters.sort();
         clusters
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            // The logs are in the fleet's directory, which `down` removes: keep a copy.
-            let keep =
-                std::env::temp_dir().join(format!("seinode-fleet-logs-{}", std::process::id()));
-            let _ = Command::new("cp")
-                .arg("-a")
-                .arg(self.dir.join("logs"))
-                .arg(&keep)
-                .status();
-            let _ = std::fs::copy(self.env("WEBHOOK_LOG"), keep.join("notifications.jsonl"));
-            eprintln!("fleet logs kept in {}", keep.display());
-        }
-        let _ = Command::new(repo_path("tests/stack/stack"))
-            .arg("down")
-            .env("SEINODE_STACK_DIR", &self.dir)
-            .status();
     }
 }
 

@@ -8,7 +8,9 @@ mod harness;
 
 #[cfg(feature = "stack-tests")]
 // Named to sort first: libtest starts tests in the order of their names, and this one lasts
-// about 9.5 minutes; started first, it runs beside the rest instead of after them.
+// about 9.5 minutes on a stack of its own (it holds no share of the common stack, so the
+// tests that take that stack alone do not wait for it): started first, it runs beside the
+// rest instead of after them.
 #[path = "outage.rs"]
 mod a_long_outage;
 #[cfg(feature = "stack-tests")]

@@ -6,15 +6,16 @@
 //! back the page goes on firing with the same `activeAt` (no new `for`, no second page) and
 //! the Absent page resolves.
 //!
-//! The pipeline cut is the test's own, so it shares the stack with the other tests: a
-//! collector of its own (the stack's build and `otel-config/collector.yaml`, writing to the
-//! stack's Prometheus) is stopped while the stack's collector goes on serving everyone else,
-//! and its watcher has its own `--cluster-name` (the test's namespace), so the Absent rule,
-//! which groups by `cluster`, speaks of this pipeline alone. About 9.5 minutes, mostly waiting.
+//! The test runs on a stack of its own (`tests/stack/stack up` in a fresh directory:
+//! etcd, API server, collector, Prometheus with the shipped rules, Alertmanager, webhook), and
+//! stops that stack's collector: it shares nothing with the other tests but the binaries, so
+//! it runs beside all of them, those that take the shared stack alone (restarts, faults)
+//! included, instead of holding them up for its 9.5 minutes, mostly waiting.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::cluster_identity::{create_validator, kubectl_ok};
 use crate::harness::*;
 use serde_json::{json, Value};
 
@@ -48,15 +49,44 @@ fn broken_validator() -> Value {
     object
 }
 
-/// The test's own world: its namespace, which is also its watcher's cluster name.
-struct ThisCluster<'a> {
-    s: &'a Scenario,
+/// The namespace of the validator, and its watcher's `--cluster-name`.
+const NS: &str = "outage";
+
+/// The test's own world: a stack of its own and the validator in it.
+struct ThisCluster {
+    own: OwnStack,
     name: String,
 }
 
-impl ThisCluster<'_> {
+impl ThisCluster {
     fn ns(&self) -> &str {
-        self.s.ns()
+        NS
+    }
+
+    /// An instant query of its Prometheus.
+    fn query(&self, expr: &str) -> Vec<seistack::Sample> {
+        let data = self
+            .prometheus("/api/v1/query", &[("query", expr)])
+            .unwrap_or_else(|e| panic!("{expr}: {e}"));
+        seistack::vector(expr, &data["result"])
+    }
+
+    fn prometheus(&self, path: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+        self.own.api("PROMETHEUS_URL", path, params)
+    }
+
+    /// The alerting rule `name` as its Prometheus has loaded it.
+    fn alert_rule(&self, name: &str) -> Value {
+        let data = self
+            .prometheus("/api/v1/rules", &[("type", "alert")])
+            .unwrap_or_else(|e| panic!("rules: {e}"));
+        data["groups"]
+            .as_array()
+            .expect("rule groups")
+            .iter()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("Prometheus has no alerting rule {name}"))
     }
 
     /// The state (pending, firing) of `alert` about this cluster (and, for the page, this
@@ -67,7 +97,7 @@ impl ThisCluster<'_> {
         } else {
             String::new()
         };
-        let series = self.s.query(&format!(
+        let series = self.query(&format!(
             "ALERTS{{alertname=\"{alert}\",cluster=\"{}\"{object}}}",
             self.ns()
         ));
@@ -77,7 +107,8 @@ impl ThisCluster<'_> {
 
     /// The page's `activeAt` as Prometheus has it (Unix seconds).
     fn page_active_at(&self) -> Option<f64> {
-        self.s.prometheus("/api/v1/alerts", &[])["alerts"]
+        self.prometheus("/api/v1/alerts", &[])
+            .unwrap_or_else(|e| panic!("alerts: {e}"))["alerts"]
             .as_array()
             .unwrap()
             .iter()
@@ -93,7 +124,7 @@ impl ThisCluster<'_> {
     /// Whether the page's own expression (as Prometheus has loaded it) selects this
     /// validator now: false once its data has run out, when only `keep_firing_for` holds it.
     fn page_data(&self, expr: &str) -> bool {
-        self.s.query(expr).iter().any(|(l, _)| {
+        self.query(expr).iter().any(|(l, _)| {
             l.get("cluster").map(String::as_str) == Some(self.ns())
                 && l.get("name") == Some(&self.name)
         })
@@ -101,7 +132,8 @@ impl ThisCluster<'_> {
 
     /// The webhook notifications of `alert` about this cluster: (status, startsAt).
     fn notified(&self, alert: &str) -> Vec<(String, String)> {
-        seistack::notifications(None)
+        self.own
+            .notifications()
             .iter()
             .filter(|a| a["labels"]["alertname"] == alert && a["labels"]["cluster"] == self.ns())
             .map(|a| {
@@ -125,9 +157,18 @@ fn mmss(d: Duration) -> String {
 
 #[test]
 fn a_page_is_held_through_an_eight_minute_outage_and_the_pipeline_pages() {
-    let s = Scenario::new("outage");
-    let page_rule = s.alert_rule(PAGE);
-    let absent_rule = s.alert_rule(ABSENT);
+    let own = OwnStack::up("seinode-outage", &["up"], &["env"]);
+    let kubeconfig = std::path::PathBuf::from(own.env("KUBECONFIG"));
+    kubectl_ok(&kubeconfig, &["create", "namespace", NS], None);
+    let object = broken_validator();
+    create_validator(&kubeconfig, NS, &object);
+    let broken_at = Instant::now();
+    let o = ThisCluster {
+        own,
+        name: object["metadata"]["name"].as_str().unwrap().to_owned(),
+    };
+    let page_rule = o.alert_rule(PAGE);
+    let absent_rule = o.alert_rule(ABSENT);
     let secs = |rule: &Value, key: &str| Duration::from_secs_f64(rule[key].as_f64().unwrap_or(0.0));
     let (page_for, hold, absent_for) = (
         secs(&page_rule, "duration"),
@@ -141,22 +182,14 @@ fn a_page_is_held_through_an_eight_minute_outage_and_the_pipeline_pages() {
             Duration::from_secs(600),
             Duration::from_secs(240)
         ),
-        "the stack runs the shipped rules: {PAGE} for 1m, keep_firing_for 10m; {ABSENT} for 4m"
+        "the own stack runs the shipped rules: {PAGE} for 1m, keep_firing_for 10m; {ABSENT} for 4m"
     );
     let page_expr = page_rule["query"].as_str().expect("the page's query");
-
-    let dir = s.stack().dir().join("outage");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut collector = OwnCollector::plain(&dir);
-    let object = broken_validator();
-    let name = s.create("seinodes", &object);
-    let o = ThisCluster { s: &s, name };
-    let ns = o.ns().to_owned();
-    let broken_at = Instant::now();
-    let mut watcher = s
-        .watcher()
-        .otlp_endpoint(&collector.endpoint)
-        .args(["--cluster-name", &ns])
+    let mut watcher = Watcher::command("outage-watcher")
+        .kubeconfig(&kubeconfig)
+        .otlp_endpoint(o.own.env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .export_interval(Some(&format!("{}ms", EXPORT_INTERVAL.as_millis())))
+        .args(["--cluster-name", NS])
         .ready();
 
     // The page fires and reaches the receiver; the pipeline page is quiet.
@@ -182,7 +215,7 @@ fn a_page_is_held_through_an_eight_minute_outage_and_the_pipeline_pages() {
     );
 
     // Cut the pipeline: the watcher runs on, nothing of it reaches Prometheus.
-    collector.stop();
+    o.own.stack(&["stop", "otelcol"]);
     let down = Instant::now();
     let (mut data_gone, mut absent_pending, mut absent_firing, mut absent_paged) =
         (None, None, None, None);
@@ -237,7 +270,7 @@ fn a_page_is_held_through_an_eight_minute_outage_and_the_pipeline_pages() {
 
     // The collector is back: the data returns, the pipeline page resolves, and the page
     // goes on firing as it was.
-    collector.start_again();
+    o.own.stack(&["start", "otelcol"]);
     let up = Instant::now();
     let mut page_states = BTreeSet::new();
     let data_back = eventually(SLACK, "the page's data back", || {
@@ -272,8 +305,9 @@ fn a_page_is_held_through_an_eight_minute_outage_and_the_pipeline_pages() {
         "one firing alert, paged once (repeats keep its startsAt): {pages:?}"
     );
 
-    s.figure(&format!(
-        "outage (issue 19 item 6), shipped rules, own collector stopped {}: page ({PAGE}) at the receiver \
+    let stack = Stack::get();
+    stack.figure(&format!(
+        "outage (issue 19 item 6), shipped rules, own stack's collector stopped {}: page ({PAGE}) at the receiver \
          {} after the break; its data ran out {} into the outage (held by keep_firing_for {}); \
          {ABSENT} pending {}, firing {}, at the receiver {} into the outage; page firing at all {polls} \
          polls, no resolution",
@@ -285,7 +319,7 @@ fn a_page_is_held_through_an_eight_minute_outage_and_the_pipeline_pages() {
         mmss(absent_firing),
         mmss(absent_paged),
     ));
-    s.figure(&format!(
+    stack.figure(&format!(
         "outage: collector back -> the page's data back after {data_back:.1?}, {ABSENT} resolved \
          after {absent_resolved:.1?}; the page kept its activeAt, {} notification(s) for it, all \
          firing with one startsAt",

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{eventually, repo_path, seistack, Stack};
 
@@ -111,19 +111,19 @@ impl Certificate {
 
 /// A collector of the test's own, stopped when dropped.
 pub struct OwnCollector {
-    /// None while stopped ([`OwnCollector::stop`]).
+    /// Taken when dropped.
     child: Option<Child>,
-    /// How to start it (again, on the same ports).
+    /// How it was started.
     command: CollectorCommand,
     /// What the watcher's `--otlp-endpoint` takes.
     pub endpoint: String,
     /// The same for `--otlp-protocol http/protobuf`: its OTLP/HTTP metrics URL.
     pub http_endpoint: String,
-    /// The collector's own log (every start appends to it).
+    /// The collector's own log.
     pub log: PathBuf,
 }
 
-/// The collector's command line and environment, kept to start it again.
+/// The collector's command line and environment.
 struct CollectorCommand {
     overlay: Option<String>,
     env: Vec<(String, String)>,
@@ -131,11 +131,6 @@ struct CollectorCommand {
 }
 
 impl OwnCollector {
-    /// otel-config/collector.yaml alone, as the stack runs its own: plain gRPC.
-    pub fn plain(dir: &Path) -> OwnCollector {
-        OwnCollector::start(dir, None, &[], "http://127.0.0.1")
-    }
-
     /// Serves OTLP over TLS with `cert` (receiver-tls.overlay.yaml); with `client_ca`, it
     /// requires a client certificate signed by it (mTLS). The endpoint is
     /// `https://localhost:PORT`, a name the stack's certificates carry.
@@ -199,13 +194,12 @@ impl OwnCollector {
             http_endpoint: format!("{base}:{http}/v1/metrics"),
             log: dir.join(format!("otelcol-{grpc}.log")),
         };
-        collector.start_again();
+        collector.launch();
         collector
     }
 
-    /// Starts the stopped collector on its ports and waits until it is healthy.
-    pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "the collector is running");
+    /// Starts the collector on its ports and waits until it is healthy.
+    fn launch(&mut self) {
         let mut cmd = Command::new(Stack::bin("otelcol"));
         cmd.arg("--config")
             .arg(repo_path("otel-config/collector.yaml"));
@@ -237,24 +231,6 @@ impl OwnCollector {
                     .map(|_| ())
             },
         );
-    }
-
-    /// Stops the collector as an orchestrator does (SIGTERM; SIGKILL after 20 s) and waits
-    /// for it to exit; [`OwnCollector::start_again`] starts it on the same ports.
-    pub fn stop(&mut self) {
-        let mut child = self.child.take().expect("the collector is running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if start.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
     }
 }
 

@@ -14,6 +14,8 @@
 #[cfg(feature = "stack-tests")]
 mod collector;
 #[cfg(feature = "stack-tests")]
+mod own_stack;
+#[cfg(feature = "stack-tests")]
 mod scenario;
 pub mod seistack;
 #[cfg(feature = "stack-tests")]
@@ -29,10 +31,12 @@ use serde_json::Value;
 #[cfg(feature = "stack-tests")]
 pub use collector::{Certificate, OwnCollector};
 #[cfg(feature = "stack-tests")]
+pub use own_stack::OwnStack;
+#[cfg(feature = "stack-tests")]
 pub use scenario::{beside_the_stack, failed_task, fixture, Scenario, EXPORT_INTERVAL};
 pub use seistack::free_port;
 #[cfg(feature = "stack-tests")]
-pub use stack::{fresh_stack_dir, stack_in, Stack};
+pub use stack::Stack;
 pub use watcher::{rss_kib, run_watcher, Watcher, BIN};
 
 /// A path in the repository.
