@@ -32,8 +32,8 @@ use prost::Message;
 use tonic::{Code, Status};
 
 use super::channel::checked_endpoint;
+use super::objects::sink::COMPRESS_FROM_BYTES;
 use super::objects::Sink;
-use super::sink::COMPRESS_FROM_BYTES;
 use super::{Compression, ExportConfig};
 use crate::Error;
 

@@ -24,25 +24,13 @@
 //! set of keys the index hands over.
 
 pub mod channel;
-mod chunk;
-mod deliver;
 pub mod direct;
-pub mod encode;
 pub mod failures;
-mod finish;
 mod headers;
 mod hint;
 pub mod http;
-mod instruments;
 pub mod objects;
 pub mod selfmetrics;
-pub mod series;
-pub mod sink;
-mod standby;
-mod targets;
-#[cfg(test)]
-mod testkit;
-mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,13 +45,11 @@ use opentelemetry_sdk::Resource;
 use tonic::transport::Channel;
 
 pub use channel::build_channel;
-pub use finish::FinalExport;
 pub use headers::Headers;
 pub use hint::export_hint;
 pub use http::HttpSink;
-pub use objects::{ExportKind, ObjectExporter, COALESCE, REFRESH_TICK};
+pub use objects::{ExportKind, FinalExport, GrpcSink, ObjectExporter, COALESCE, REFRESH_TICK};
 pub use selfmetrics::SelfMetrics;
-pub use sink::GrpcSink;
 
 use crate::state::Shared;
 use crate::Error;
@@ -383,7 +369,7 @@ pub fn encoder(
     resource: &Resource,
     max_request_bytes: usize,
     receiver: Receiver,
-) -> encode::Encoder {
+) -> objects::encode::Encoder {
     let attributes = Attributes::from(
         resource
             .iter()
@@ -397,7 +383,7 @@ pub fn encoder(
         Receiver::Collector => (resource, None),
         Receiver::Prometheus => direct::split_resource(&resource),
     };
-    encode::Encoder {
+    objects::encode::Encoder {
         resource,
         cluster_label,
         scope: InstrumentationScope {

@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1 as proto;
 
-use super::objects::{ObjectExporter, Sink};
+use super::{ObjectExporter, Sink};
 use crate::conditions::Condition;
 use crate::resource::{ResourceId, ResourceSpec};
 use crate::seinode::{ConditionStatus, Verdict};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use opentelemetry::metrics::{AsyncInstrument, Meter};
 use opentelemetry::KeyValue;
 
-use super::names;
+use crate::export::names;
 use crate::seinode::ConditionStatus;
 use crate::state::Shared;
 use crate::stats::{Counter, ExportStage, Label, ResourceStats};

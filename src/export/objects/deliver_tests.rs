@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::conditions::Condition;
 use crate::export::names;
+use crate::export::objects::testkit::{labels, points, Harness, Point, Recorder};
 use crate::export::objects::{ExportKind, ObjectExporter, Sink};
-use crate::export::testkit::{labels, points, Harness, Point, Recorder};
 use crate::resource::ResourceId;
 use crate::seinode::ConditionStatus::{self, *};
 use crate::state::Shared;

@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use super::objects::{ExportKind, ObjectExporter, Sink};
+use super::{ExportKind, ObjectExporter, Sink};
 use crate::index::{ObjectKey, ObjectState};
 
 /// One object an export covers, with its current state (`None`: gone or withdrawn).
@@ -133,8 +133,8 @@ impl<S: Sink> ObjectExporter<S> {
 mod tests {
     use std::time::Duration;
 
+    use crate::export::objects::testkit::Harness;
     use crate::export::objects::ExportKind;
-    use crate::export::testkit::Harness;
     use crate::resource::ResourceId;
     use crate::seinode::ConditionStatus::{False, True};
 

@@ -27,10 +27,25 @@ use std::time::Duration;
 
 use tracing::info;
 
-use super::encode::Encoder;
-use super::failures::{Failing, FailureLog};
+pub mod chunk;
+mod deliver;
+pub mod encode;
+mod finish;
+pub mod series;
+pub mod sink;
+mod standby;
+mod targets;
+#[cfg(test)]
+mod testkit;
+mod wire;
+
+pub use finish::FinalExport;
+pub use sink::GrpcSink;
+
+use crate::export::failures::{Failing, FailureLog};
 use crate::index::{ObjectKey, ObjectState};
 use crate::state::Shared;
+use encode::Encoder;
 
 /// The least time between two change exports. A lone change leaves at once; the changes
 /// that arrive within this time after an export share the next one, so a burst of 1,000
@@ -118,7 +133,7 @@ pub struct ObjectExporter<S> {
     /// Keys of refused change exports, sent again with the next one.
     pub(super) retry: HashSet<ObjectKey>,
     /// On a standby: the states each object had before its last changes, for
-    /// [`LOOKBACK`](super::standby::LOOKBACK). The leader may have exported any of them, so
+    /// [`LOOKBACK`](standby::LOOKBACK). The leader may have exported any of them, so
     /// a takeover marks the series of all of them that are not current.
     pub(super) recent: HashMap<ObjectKey, Vec<(tokio::time::Instant, Arc<ObjectState>)>>,
     pub(super) failures: Arc<FailureLog>,
@@ -153,7 +168,7 @@ impl<S: Sink> ObjectExporter<S> {
         }
     }
 
-    /// Object series go out as `instance` (see [`super::encode::Encoder::set_instance`]).
+    /// Object series go out as `instance` (see [`encode::Encoder::set_instance`]).
     pub fn set_instance(&mut self, instance: &str) {
         self.encoder.set_instance(instance);
     }
@@ -233,7 +248,7 @@ mod tests {
 
     use super::COALESCE;
     use crate::conditions::Condition;
-    use crate::export::testkit::Harness;
+    use crate::export::objects::testkit::Harness;
     use crate::resource::ResourceId;
     use crate::seinode::ConditionStatus::{False, True};
 

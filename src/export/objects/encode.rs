@@ -18,9 +18,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use prost::Message;
 
 pub use super::chunk::{Chunk, Chunker};
-use super::names;
 use super::series::Series;
 use super::wire;
+use crate::export::names;
 use crate::index::ObjectKey;
 use crate::resource::WatchedResource;
 

@@ -108,9 +108,9 @@ impl Chunker<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::export::encode::tests::{encoder, gauge, key, metrics};
-    use crate::export::encode::ObjectUpdate;
-    use crate::export::series::Series;
+    use crate::export::objects::encode::tests::{encoder, gauge, key, metrics};
+    use crate::export::objects::encode::ObjectUpdate;
+    use crate::export::objects::series::Series;
     use crate::index::ObjectKey;
     use crate::resource::ResourceSpec;
     use crate::seinode::ConditionStatus;
