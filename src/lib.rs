@@ -99,7 +99,7 @@ pub async fn run(
         leader,
         ..
     } = &args;
-    let export_config = args.export_config(&|var| std::env::var(var).ok())?;
+    let export_config = args.export_flags().resolve_from_environment()?;
     let watch_config = WatchConfig {
         list: args.initial_list.into(),
         ..scope.watch_config()?
@@ -107,29 +107,7 @@ pub async fn run(
     if max_series.is_some() {
         warn!("--max-series no longer applies and is ignored: object series are never folded into an overflow series; remove the flag");
     }
-    if export_config.max_request_bytes > export::COLLECTOR_DEFAULT_RECV_BYTES {
-        warn!(
-            max_request_bytes = export_config.max_request_bytes,
-            "--max-request-bytes is above the collector's default receive limit (4 MiB): raise the \
-             OTLP receiver's max_recv_msg_size_mib to match, or the collector refuses large exports"
-        );
-    }
-    if export_config.protocol == export::Protocol::HttpProtobuf {
-        let path = export_config
-            .endpoint
-            .parse::<http::Uri>()
-            .map(|u| u.path().to_owned())
-            .unwrap_or_default();
-        if path.is_empty() || path == "/" {
-            warn!(
-                endpoint = %export::channel::redact(&export_config.endpoint),
-                "the OTLP/HTTP endpoint has no path, and --otlp-endpoint and \
-                 $OTEL_EXPORTER_OTLP_METRICS_ENDPOINT are used as given: a collector takes \
-                 .../v1/metrics, Prometheus .../api/v1/otlp/v1/metrics (or set \
-                 $OTEL_EXPORTER_OTLP_ENDPOINT, which gets /v1/metrics appended)"
-            );
-        }
-    }
+    export_config.warn_unusual();
     let client = client::kube_client(kube).await?;
     let transport = export::Transport::connect(&export_config)?;
     let listener = admin::bind(*admin_addr).await?;

@@ -129,14 +129,19 @@ fn export_config_takes_the_headers_and_the_last_endpoint() {
     ])
     .unwrap();
     let env = env_of(&[("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20t")]);
-    let config = cli.run.export_config(&env).unwrap();
+    let config = cli.run.export_flags().resolve(&env).unwrap();
     assert_eq!(config.endpoint, "https://otel-collector:4317");
     assert_eq!(
         pairs(&config.headers),
         [("authorization".into(), "Bearer t".into())]
     );
     let env = env_of(&[("OTEL_EXPORTER_OTLP_HEADERS", "Bearer t")]);
-    let err = cli.run.export_config(&env).unwrap_err().to_string();
+    let err = cli
+        .run
+        .export_flags()
+        .resolve(&env)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.starts_with("configuration: OTEL_EXPORTER_OTLP_HEADERS: entry 1 of 1 has no '='"),
         "{err}"

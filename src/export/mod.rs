@@ -31,9 +31,9 @@ mod hint;
 pub mod http;
 pub mod objects;
 pub mod selfmetrics;
+mod settings;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
@@ -50,6 +50,10 @@ pub use hint::export_hint;
 pub use http::HttpSink;
 pub use objects::{ExportKind, FinalExport, GrpcSink, ObjectExporter, COALESCE, REFRESH_TICK};
 pub use selfmetrics::SelfMetrics;
+pub use settings::{
+    Compression, ExportConfig, ExportFlags, Protocol, Receiver, COLLECTOR_DEFAULT_RECV_BYTES,
+    DEFAULT_MAX_REQUEST_BYTES, MAX_REQUEST_BYTES_RANGE,
+};
 
 use crate::state::Shared;
 use crate::Error;
@@ -125,134 +129,6 @@ pub mod names {
 
 /// The instrumentation scope of every metric, object series and self-metrics alike.
 pub const SCOPE_NAME: &str = "sei-condition-watcher";
-
-/// The default largest uncompressed OTLP request. The collector's OTLP gRPC receiver
-/// refuses messages over `max_recv_msg_size_mib` (4 MiB by default) counted after
-/// decompression; half of that leaves room for a collector configured tighter and keeps
-/// one refused request small.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
-/// Bounds of `--max-request-bytes`: below 64 KiB a single large object could not fit; above
-/// 64 MiB one request would hold the exporter's memory for nothing.
-pub const MAX_REQUEST_BYTES_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=64 * 1024 * 1024;
-/// The collector's default receive limit (OTLP gRPC receiver, `max_recv_msg_size_mib: 4`).
-pub const COLLECTOR_DEFAULT_RECV_BYTES: usize = 4 * 1024 * 1024;
-
-/// How OTLP requests are compressed (`--otlp-compression`, `OTEL_EXPORTER_OTLP_COMPRESSION`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    /// The name as the flag and the OTel variables spell it.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim() {
-            "none" => Some(Self::None),
-            "gzip" => Some(Self::Gzip),
-            "zstd" => Some(Self::Zstd),
-            _ => None,
-        }
-    }
-}
-
-/// The OTLP transport (`--otlp-protocol`, `OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// OTLP/gRPC (port 4317): the collector's default receiver.
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies (port 4318, path `/v1/metrics`): the collector's
-    /// `http` protocol, Prometheus 3's own receiver, most hosted endpoints.
-    HttpProtobuf,
-}
-
-impl Protocol {
-    /// The name as the flag and the OTel variables spell it.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim() {
-            "grpc" => Some(Self::Grpc),
-            "http/protobuf" => Some(Self::HttpProtobuf),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Grpc => "grpc",
-            Self::HttpProtobuf => "http/protobuf",
-        }
-    }
-}
-
-/// What receives the requests (`--otlp-receiver`): it decides where the `cluster` label is
-/// made and which resource attributes are sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Receiver {
-    /// An OpenTelemetry Collector (otel-config/collector.yaml): it makes `cluster` from the
-    /// resource's `k8s.cluster.name` and writes no `target_info`.
-    #[default]
-    Collector,
-    /// A Prometheus-compatible OTLP receiver with no collector in between (Prometheus 3's
-    /// `/api/v1/otlp/v1/metrics`): the watcher writes `cluster` on every point itself and
-    /// sends a resource of `service.name` and `service.instance.id` only (`job`,
-    /// `instance`), so Prometheus writes the labels the rules expect and no `target_info`
-    /// (docs/deploy.md, "Straight into Prometheus").
-    Prometheus,
-}
-
-/// Where and how to export. `Debug` shows neither header values nor credentials in the
-/// endpoint.
-#[derive(Clone)]
-pub struct ExportConfig {
-    /// OTLP/gRPC endpoint, e.g. `http://otel-collector:4317` or `https://...`; for
-    /// OTLP/HTTP the whole URL requests are posted to (`.../v1/metrics`).
-    pub endpoint: String,
-    /// gRPC or HTTP.
-    pub protocol: Protocol,
-    /// A collector, or Prometheus' own OTLP receiver.
-    pub receiver: Receiver,
-    /// Headers sent with every export request (`OTEL_EXPORTER_OTLP_HEADERS`).
-    pub headers: Headers,
-    /// Export interval of the watcher's own metrics (the SDK's periodic reader).
-    pub interval: Duration,
-    /// Every object's series are sent again once per this interval, spread evenly over it.
-    pub refresh: Duration,
-    /// Timeout of one export request.
-    pub timeout: Duration,
-    /// PEM CA bundle to verify the collector (implies TLS); otherwise the system roots.
-    pub ca_file: Option<std::path::PathBuf>,
-    /// PEM client certificate and key for mTLS.
-    pub client_cert_file: Option<std::path::PathBuf>,
-    pub client_key_file: Option<std::path::PathBuf>,
-    /// Compression of every request (`--otlp-compression`).
-    pub compression: Compression,
-    /// Largest uncompressed object-series request.
-    pub max_request_bytes: usize,
-    /// On shutdown without a successor, mark the healthy object series stale and leave the
-    /// troubled ones (`FinalExport::Retire`); off: every value once more, no markers.
-    pub stale_on_shutdown: bool,
-}
-
-impl std::fmt::Debug for ExportConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExportConfig")
-            .field("endpoint", &channel::redact(&self.endpoint))
-            .field("protocol", &self.protocol)
-            .field("receiver", &self.receiver)
-            .field("headers", &self.headers)
-            .field("interval", &self.interval)
-            .field("refresh", &self.refresh)
-            .field("timeout", &self.timeout)
-            .field("ca_file", &self.ca_file)
-            .field("client_cert_file", &self.client_cert_file)
-            .field("client_key_file", &self.client_key_file)
-            .field("compression", &self.compression)
-            .field("max_request_bytes", &self.max_request_bytes)
-            .field("stale_on_shutdown", &self.stale_on_shutdown)
-            .finish()
-    }
-}
 
 /// The connection to the receiver, gRPC or HTTP, shared by the object series and the
 /// self-metrics.
