@@ -11,10 +11,10 @@ use std::fmt::Write as _;
 use kube::api::ListParams;
 use kube::Client;
 
+use crate::conditions::ConditionStatus;
 use crate::conditions::{decode_conditions, Polarity};
 use crate::index::Scope;
 use crate::resource::WatchedResource;
-use crate::seinode::ConditionStatus;
 use crate::view::ObjectView;
 use crate::watched::WatchConfig;
 use crate::Error;

@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::conditions::{keep_most_urgent, Condition, Field};
+use crate::conditions::{keep_most_urgent, Condition, ConditionStatus, Field};
 use crate::resource::ResourceId;
-use crate::seinode::{ConditionStatus, Verdict};
+use crate::seinode::Verdict;
 
 /// Identity of one object. Namespaces are interned, so 10,000 objects in a few namespaces
 /// share a few namespace strings. Cluster-scoped objects have an empty namespace.

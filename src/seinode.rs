@@ -14,6 +14,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::conditions::{is_valid_reason, json_type, truncate, ConditionStatus, REASON_INVALID};
 use crate::stats::DecodeErrorKind;
 
 /// The condition type published by sei-k8s-controller for the sidecar's TLS Secret.
@@ -23,35 +24,8 @@ pub const CONDITION_TYPE: &str = "SidecarTLSSecretReady";
 /// (the controller has not reconciled it, or is not running).
 pub const REASON_CONDITION_MISSING: &str = "ConditionMissing";
 
-/// The reason reported when the controller wrote a reason that is not a valid
-/// `metav1.Condition` reason token; the raw text is logged, never put in a label.
-pub const REASON_INVALID: &str = "InvalidReason";
-
-/// The longest reason kept as a label value. metav1 allows 1024 characters; real reasons are
-/// short CamelCase words, so anything longer is treated as invalid to keep labels small.
-pub const MAX_REASON_LEN: usize = 128;
-
-/// The status of the condition, as `metav1.ConditionStatus`; a missing condition is `Unknown`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ConditionStatus {
-    True,
-    False,
-    Unknown,
-}
-
+/// The seed's reading of a status.
 impl ConditionStatus {
-    /// Every status, in the order used for per-status self-metrics.
-    pub const ALL: [ConditionStatus; 3] = [Self::True, Self::False, Self::Unknown];
-
-    /// The label value, spelled as Kubernetes spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::True => "True",
-            Self::False => "False",
-            Self::Unknown => "Unknown",
-        }
-    }
-
     /// The value of `seinode_sidecar_tls_secret_ready`: 1 for True, 0 for False, and no
     /// sample at all for Unknown, so that an unreconciled node never pages as broken.
     pub fn ready_value(self) -> Option<u64> {
@@ -183,47 +157,12 @@ pub fn decode_verdict(object: &Value) -> Result<Option<Verdict>, DecodeError> {
     }))
 }
 
-/// Whether `reason` is a `metav1.Condition` reason token (`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`)
-/// short enough to be a label value.
-pub fn is_valid_reason(reason: &str) -> bool {
-    let bytes = reason.as_bytes();
-    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
-        return false;
-    };
-    bytes.len() <= MAX_REASON_LEN
-        && first.is_ascii_alphabetic()
-        && (last.is_ascii_alphanumeric() || *last == b'_')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b',' | b':'))
-}
-
 /// The first field of the condition whose JSON type is not a string, for the error message.
 fn wrong_field(condition: &Value) -> &'static str {
     ["status", "reason", "lastTransitionTime"]
         .into_iter()
         .find(|f| matches!(condition.get(*f), Some(v) if !v.is_string() && !v.is_null()))
         .unwrap_or("condition")
-}
-
-pub(crate) fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Bad input is echoed in log lines; keep it to one short line.
-pub(crate) fn truncate(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -405,17 +344,6 @@ mod tests {
     }
 
     #[test]
-    fn reason_tokens() {
-        for ok in ["TLSSecretReady", "A", "a_b", "With,Comma:Colon_"] {
-            assert!(is_valid_reason(ok), "{ok}");
-        }
-        let long = "A".repeat(MAX_REASON_LEN + 1);
-        for bad in ["", "1abc", "has space", "ends,", "Ünicode", long.as_str()] {
-            assert!(!is_valid_reason(bad), "{bad}");
-        }
-    }
-
-    #[test]
     fn error_text_is_one_short_line() {
         let huge = "x".repeat(10_000) + "\n second line";
         let err = decode_verdict(&node(json!({}), json!([cond(&huge, "R")]))).unwrap_err();
@@ -432,6 +360,7 @@ mod tests {
 #[cfg(test)]
 mod proptests {
     use super::*;
+    use crate::conditions::MAX_REASON_LEN;
     use proptest::prelude::*;
     use serde_json::{json, Map, Value};
 

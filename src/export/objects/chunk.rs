@@ -108,12 +108,12 @@ impl Chunker<'_> {
 
 #[cfg(test)]
 mod tests {
+    use crate::conditions::ConditionStatus;
     use crate::export::objects::encode::tests::{encoder, gauge, key, metrics};
     use crate::export::objects::encode::ObjectUpdate;
     use crate::export::objects::series::Series;
     use crate::index::ObjectKey;
     use crate::resource::ResourceSpec;
-    use crate::seinode::ConditionStatus;
 
     #[test]
     fn requests_stay_under_the_budget_and_objects_are_not_split() {

@@ -99,9 +99,9 @@ mod tests {
     use std::time::Duration;
 
     use super::FinalExport;
+    use crate::conditions::ConditionStatus::True;
     use crate::export::objects::testkit::Harness;
     use crate::export::objects::{ExportKind, ObjectExporter, Sink};
-    use crate::seinode::ConditionStatus::True;
 
     #[tokio::test]
     async fn the_final_export_sends_what_it_is_told() {

@@ -248,9 +248,9 @@ mod tests {
 
     use super::COALESCE;
     use crate::conditions::Condition;
+    use crate::conditions::ConditionStatus::{False, True};
     use crate::export::objects::testkit::Harness;
     use crate::resource::ResourceId;
-    use crate::seinode::ConditionStatus::{False, True};
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_changes_costs_a_few_exports_and_a_lone_change_leaves_at_once() {

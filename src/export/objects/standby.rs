@@ -105,9 +105,9 @@ impl<S: Sink> ObjectExporter<S> {
 
 #[cfg(test)]
 mod tests {
+    use crate::conditions::ConditionStatus::{False, True};
     use crate::export::objects::testkit::{Harness, Point};
     use crate::export::objects::{ExportKind, Report};
-    use crate::seinode::ConditionStatus::{False, True};
 
     #[tokio::test]
     async fn a_standby_sends_nothing_and_on_takeover_marks_what_changed_meanwhile() {

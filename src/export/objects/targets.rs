@@ -133,10 +133,10 @@ impl<S: Sink> ObjectExporter<S> {
 mod tests {
     use std::time::Duration;
 
+    use crate::conditions::ConditionStatus::{False, True};
     use crate::export::objects::testkit::Harness;
     use crate::export::objects::ExportKind;
     use crate::resource::ResourceId;
-    use crate::seinode::ConditionStatus::{False, True};
 
     #[tokio::test]
     async fn a_full_export_resends_every_value_and_a_change_export_only_what_changed() {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use opentelemetry::metrics::{AsyncInstrument, Meter};
 use opentelemetry::KeyValue;
 
+use crate::conditions::ConditionStatus;
 use crate::export::names;
-use crate::seinode::ConditionStatus;
 use crate::state::Shared;
 use crate::stats::{Counter, ExportStage, Label, ResourceStats};
 
