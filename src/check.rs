@@ -13,6 +13,7 @@ use kube::Client;
 
 use crate::conditions::ConditionStatus;
 use crate::conditions::{decode_conditions, Polarity};
+use crate::config::CheckArgs;
 use crate::index::Scope;
 use crate::resource::WatchedResource;
 use crate::view::ObjectView;
@@ -268,6 +269,21 @@ fn age(seconds: i64) -> String {
         s if s < 172_800 => format!("{}h", s / 3_600),
         s => format!("{}d", s / 86_400),
     }
+}
+
+/// `check`: prints the table and returns whether no condition needs attention.
+pub async fn run(args: CheckArgs) -> Result<bool, Error> {
+    let client = crate::client::kube_client(&args.kube).await?;
+    let config = args.scope.watch_config()?;
+    let listed = list_rows(client, &config).await?;
+    for missing in &listed.not_served {
+        eprintln!("{missing}: not served by this API server (CRD not installed); skipped");
+    }
+    print!("{}", render_table(&listed.rows, jiff::Timestamp::now()));
+    if listed.rows.is_empty() {
+        eprintln!("every condition is fine across {} objects", listed.objects);
+    }
+    Ok(listed.rows.is_empty())
 }
 
 #[cfg(test)]
