@@ -29,7 +29,7 @@ const MAX_PAGES: usize = 10_000;
 
 /// One table row: a condition that needs attention, or an object that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     pub kind: String,
     pub namespace: String,
     pub name: String,
@@ -43,7 +43,7 @@ pub struct Row {
 
 /// What one `check` saw.
 #[derive(Debug, Default)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub rows: Vec<Row>,
     /// Objects listed, across resources.
     pub objects: usize,
@@ -52,7 +52,7 @@ pub struct Listed {
 }
 
 /// Lists every in-scope object of every resource (all pages of every scope).
-pub async fn list_rows(client: Client, config: &WatchConfig) -> Result<Listed, Error> {
+pub(crate) async fn list_rows(client: Client, config: &WatchConfig) -> Result<Listed, Error> {
     list_rows_bounded(client, config, MAX_PAGES).await
 }
 
@@ -130,7 +130,7 @@ async fn list_rows_bounded(
 
 /// The rows of one object: its conditions that need attention (of the `max` the watcher
 /// exports), a row saying how many it cuts, or one error row.
-pub fn rows_of(resource: &WatchedResource, object: &ObjectView, max: usize) -> Vec<Row> {
+pub(crate) fn rows_of(resource: &WatchedResource, object: &ObjectView, max: usize) -> Vec<Row> {
     // Named as the watch names it; an object the watch would skip is one error row.
     let identity = crate::watched::identity(resource, object);
     let (namespace, name) = identity.unwrap_or(("", "-"));
@@ -214,7 +214,7 @@ fn list_error(error: kube::Error, resource: &WatchedResource, scope: &Scope) -> 
 
 /// Renders rows as a table with KIND, NAMESPACE, NAME, TYPE, STATUS, REASON, SINCE (relative
 /// to `now`).
-pub fn render_table(rows: &[Row], now: jiff::Timestamp) -> String {
+pub(crate) fn render_table(rows: &[Row], now: jiff::Timestamp) -> String {
     let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|row| {

@@ -43,27 +43,27 @@
 //!
 //! This file is the map only: modules and the few names the binary uses.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod check;
-pub mod client;
-pub mod cluster;
-pub mod conditions;
+pub(crate) mod client;
+pub(crate) mod cluster;
+pub(crate) mod conditions;
 pub mod config;
 mod error;
 pub mod export;
-pub mod health;
-pub mod index;
-pub mod lease;
-pub mod memory;
-pub mod resource;
-pub mod run;
-pub mod seinode;
-pub mod state;
-pub mod stats;
+pub(crate) mod health;
+pub(crate) mod index;
+pub(crate) mod lease;
+pub(crate) mod memory;
+pub(crate) mod resource;
+pub(crate) mod run;
+pub(crate) mod seinode;
+pub(crate) mod state;
+pub(crate) mod stats;
 pub mod telemetry;
-pub mod view;
-pub mod watch;
-pub mod watched;
+pub(crate) mod view;
+pub(crate) mod watch;
+pub(crate) mod watched;
 
 pub use error::{Error, Stage};
 pub use run::{run, shutdown_signal};

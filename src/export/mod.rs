@@ -23,14 +23,14 @@
 //! folded, markers and values travel in the same request, and what changed is simply the
 //! set of keys the index hands over.
 
-pub mod channel;
-pub mod direct;
+pub(crate) mod channel;
+pub(crate) mod direct;
 pub mod failures;
 mod headers;
 mod hint;
-pub mod http;
-pub mod objects;
-pub mod selfmetrics;
+pub(crate) mod http;
+pub(crate) mod objects;
+pub(crate) mod selfmetrics;
 mod settings;
 
 use std::sync::Arc;
@@ -44,15 +44,12 @@ use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::Resource;
 use tonic::transport::Channel;
 
-pub use channel::build_channel;
-pub use headers::Headers;
-pub use hint::export_hint;
-pub use http::HttpSink;
-pub use objects::{ExportKind, FinalExport, GrpcSink, ObjectExporter, COALESCE, REFRESH_TICK};
-pub use selfmetrics::SelfMetrics;
-pub use settings::{
-    Compression, ExportConfig, ExportFlags, Protocol, Receiver, COLLECTOR_DEFAULT_RECV_BYTES,
-    DEFAULT_MAX_REQUEST_BYTES, MAX_REQUEST_BYTES_RANGE,
+pub(crate) use channel::build_channel;
+pub(crate) use http::HttpSink;
+pub(crate) use objects::{FinalExport, GrpcSink, ObjectExporter};
+pub(crate) use selfmetrics::SelfMetrics;
+pub(crate) use settings::{
+    Compression, ExportConfig, ExportFlags, Protocol, Receiver, DEFAULT_MAX_REQUEST_BYTES,
 };
 
 use crate::state::Shared;
@@ -128,12 +125,12 @@ pub mod names {
 }
 
 /// The instrumentation scope of every metric, object series and self-metrics alike.
-pub const SCOPE_NAME: &str = "sei-condition-watcher";
+pub(crate) const SCOPE_NAME: &str = "sei-condition-watcher";
 
 /// The connection to the receiver, gRPC or HTTP, shared by the object series and the
 /// self-metrics.
 #[derive(Clone)]
-pub enum Transport {
+pub(crate) enum Transport {
     Grpc(Channel),
     Http(HttpSink),
 }
@@ -151,7 +148,7 @@ impl Transport {
 
 /// The object series' way out: the collector's gRPC service or an OTLP/HTTP receiver.
 #[derive(Clone)]
-pub enum OtlpSink {
+pub(crate) enum OtlpSink {
     /// Boxed: the gRPC client is some 400 bytes, the HTTP one a pointer.
     Grpc(Box<GrpcSink>),
     Http(HttpSink),
@@ -167,9 +164,9 @@ impl objects::Sink for OtlpSink {
 }
 
 /// The export stage, built and ready to run.
-pub struct ExportStage {
-    pub objects: ObjectExporter<OtlpSink>,
-    pub self_metrics: SelfMetrics,
+pub(crate) struct ExportStage {
+    pub(crate) objects: ObjectExporter<OtlpSink>,
+    pub(crate) self_metrics: SelfMetrics,
 }
 
 impl ExportStage {
@@ -233,7 +230,7 @@ fn grpc_metric_exporter(
 }
 
 /// The failure log shared by every exporter: the object exports by kind, and the SDK's.
-pub fn failure_log() -> failures::FailureLog {
+pub(crate) fn failure_log() -> failures::FailureLog {
     failures::FailureLog::new()
 }
 
@@ -241,7 +238,7 @@ pub fn failure_log() -> failures::FailureLog {
 /// and self-metrics get the same `job`, `instance` and `cluster` labels. For Prometheus'
 /// own receiver, the resource is cut to `job` and `instance` and `cluster` goes on every
 /// point (direct.rs).
-pub fn encoder(
+pub(crate) fn encoder(
     resource: &Resource,
     max_request_bytes: usize,
     receiver: Receiver,

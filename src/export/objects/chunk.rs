@@ -28,7 +28,8 @@ const ENVELOPE_BYTES: usize = 16 * 1024;
 
 impl Encoder {
     /// Encodes `updates` at time `now_nanos` into as few requests as the budget allows
-    /// (all at once: for tests and small exports; the exporter streams with [`Chunker`]).
+    /// (all at once, for the tests; the exporter streams with [`Chunker`]).
+    #[cfg(test)]
     pub fn encode(&self, updates: &[ObjectUpdate<'_>], now_nanos: u64) -> Vec<Chunk> {
         let mut chunker = self.chunker(now_nanos);
         let mut chunks: Vec<Chunk> = updates

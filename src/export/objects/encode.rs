@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use prost::Message;
 
-pub use super::chunk::{Chunk, Chunker};
+pub use super::chunk::Chunk;
 use super::series::Series;
 use super::wire;
 use crate::export::names;

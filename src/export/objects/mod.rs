@@ -173,7 +173,8 @@ impl<S: Sink> ObjectExporter<S> {
         self.encoder.set_instance(instance);
     }
 
-    /// Objects whose series were delivered.
+    /// Objects whose series were delivered (for the tests).
+    #[cfg(test)]
     pub fn delivered(&self) -> usize {
         self.delivered.len()
     }
@@ -333,7 +334,7 @@ mod tests {
             );
             index.apply(key, state);
         }
-        exporter.export(crate::export::ExportKind::Changes).await;
+        exporter.export(super::ExportKind::Changes).await;
         assert_eq!(recorder.take().concat().len(), 600, "each new object once");
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
@@ -375,7 +376,7 @@ mod tests {
         let slices = 7;
         let mut markers = Vec::new();
         for slice in 0..slices {
-            let kind = crate::export::ExportKind::Refresh { slice, slices };
+            let kind = super::ExportKind::Refresh { slice, slices };
             markers.push(h.exporter.export(kind).await.markers);
         }
         assert_eq!(
@@ -404,7 +405,7 @@ mod tests {
             let slices = 60;
             let mut at = std::collections::HashMap::new();
             for slice in 0..slices {
-                let kind = crate::export::ExportKind::Refresh { slice, slices };
+                let kind = super::ExportKind::Refresh { slice, slices };
                 h.exporter.export(kind).await;
                 for p in h.recorder.take().concat() {
                     at.insert(p.labels["name"].clone(), slice as i64);
@@ -478,7 +479,7 @@ mod tests {
         for name in names {
             h.set(1, &name, &[("NodesReady", True, "AllReady")], None);
         }
-        h.exporter.export(crate::export::ExportKind::Changes).await;
+        h.exporter.export(super::ExportKind::Changes).await;
         h.recorder.take();
     }
 }
