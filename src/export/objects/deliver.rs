@@ -215,5 +215,4 @@ fn unix_nanos(t: SystemTime) -> u64 {
 }
 
 #[cfg(test)]
-#[path = "deliver_tests.rs"]
 mod tests;

@@ -227,5 +227,4 @@ pub(super) fn points_of<'a>(
 }
 
 #[cfg(test)]
-#[path = "encode_tests.rs"]
 pub(super) mod tests;
