@@ -352,108 +352,107 @@ mod tests {
         assert!(!text.contains('\n'));
         assert_eq!(err.kind(), DecodeErrorKind::InvalidStatus);
     }
-}
 
-/// Property tests: `decode_verdict` is total (any JSON in, a verdict or an error out, never
-/// a panic), and agrees with the readiness table on well-formed conditions. The case count
-/// is `PROPTEST_CASES` (default 256 here; docs/testing.md gives the long run).
-#[cfg(test)]
-mod proptests {
-    use super::*;
-    use crate::conditions::MAX_REASON_LEN;
-    use proptest::prelude::*;
-    use serde_json::{json, Map, Value};
+    /// Property tests: `decode_verdict` is total (any JSON in, a verdict or an error out, never
+    /// a panic), and agrees with the readiness table on well-formed conditions. The case count
+    /// is `PROPTEST_CASES` (default 256 here; docs/testing.md gives the long run).
+    mod proptests {
+        use super::*;
+        use crate::conditions::MAX_REASON_LEN;
+        use proptest::prelude::*;
+        use serde_json::{json, Map, Value};
 
-    fn any_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| json!(n)),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(|f| json!(f)),
-            ".{0,40}".prop_map(Value::String),
-            prop_oneof![
-                Just("True"),
-                Just("False"),
-                Just("Unknown"),
-                Just(CONDITION_TYPE),
-                Just("2026-11-30T00:00:00Z")
-            ]
-            .prop_map(|s| Value::String(s.into())),
-        ];
-        leaf.prop_recursive(4, 64, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::vec(
-                    (
-                        prop_oneof![
-                            Just("type".to_string()),
-                            Just("status".to_string()),
-                            Just("reason".to_string()),
-                            Just("lastTransitionTime".to_string()),
-                            Just("conditions".to_string()),
-                            Just("tls".to_string()),
-                            Just("sidecar".to_string()),
-                            "[a-z]{1,8}"
-                        ],
-                        inner
-                    ),
-                    0..6
-                )
-                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
-            ]
-        })
-    }
+        fn any_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| json!(f)),
+                ".{0,40}".prop_map(Value::String),
+                prop_oneof![
+                    Just("True"),
+                    Just("False"),
+                    Just("Unknown"),
+                    Just(CONDITION_TYPE),
+                    Just("2026-11-30T00:00:00Z")
+                ]
+                .prop_map(|s| Value::String(s.into())),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::vec(
+                        (
+                            prop_oneof![
+                                Just("type".to_string()),
+                                Just("status".to_string()),
+                                Just("reason".to_string()),
+                                Just("lastTransitionTime".to_string()),
+                                Just("conditions".to_string()),
+                                Just("tls".to_string()),
+                                Just("sidecar".to_string()),
+                                "[a-z]{1,8}"
+                            ],
+                            inner
+                        ),
+                        0..6
+                    )
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+                ]
+            })
+        }
 
-    proptest! {
-        #[test]
-        fn never_panics_on_any_object(spec in any_json(), status in any_json(), conditions in any_json(), tls in any_json()) {
-            let object = json!({"spec": {"sidecar": {"tls": tls}, "x": spec}, "status": {"conditions": conditions, "y": status}});
-            if let Ok(Some(v)) = decode_verdict(&object) {
-                // A reason label is always a bounded token.
-                prop_assert!(is_valid_reason(&v.reason) || v.reason == REASON_INVALID);
-                prop_assert!(v.reason.len() <= MAX_REASON_LEN);
+        proptest! {
+            #[test]
+            fn never_panics_on_any_object(spec in any_json(), status in any_json(), conditions in any_json(), tls in any_json()) {
+                let object = json!({"spec": {"sidecar": {"tls": tls}, "x": spec}, "status": {"conditions": conditions, "y": status}});
+                if let Ok(Some(v)) = decode_verdict(&object) {
+                    // A reason label is always a bounded token.
+                    prop_assert!(is_valid_reason(&v.reason) || v.reason == REASON_INVALID);
+                    prop_assert!(v.reason.len() <= MAX_REASON_LEN);
+                }
+                let _ = decode_verdict(&spec);
             }
-            let _ = decode_verdict(&spec);
-        }
 
-        /// What the watcher parses off the wire (a projection) decides exactly as the whole
-        /// object would, for any shape of spec and status.
-        #[test]
-        fn the_projected_view_decides_like_the_whole_object(
-            spec in any_json(), status in any_json(), conditions in any_json(), tls in any_json(),
-            nest in any::<bool>(),
-        ) {
-            let object = if nest {
-                json!({"metadata": {"name": "n", "namespace": "ns", "managedFields": [spec.clone()]},
-                       "spec": {"sidecar": {"tls": tls, "image": "i"}, "x": spec},
-                       "status": {"conditions": conditions, "y": status}})
-            } else {
-                json!({"metadata": {"name": "n", "namespace": "ns"}, "spec": spec, "status": status})
-            };
-            let text = serde_json::to_string(&object).unwrap();
-            let view: crate::view::ObjectView = serde_json::from_str(&text).unwrap();
-            prop_assert_eq!(decode_verdict(&view.data), decode_verdict(&object));
-        }
+            /// What the watcher parses off the wire (a projection) decides exactly as the whole
+            /// object would, for any shape of spec and status.
+            #[test]
+            fn the_projected_view_decides_like_the_whole_object(
+                spec in any_json(), status in any_json(), conditions in any_json(), tls in any_json(),
+                nest in any::<bool>(),
+            ) {
+                let object = if nest {
+                    json!({"metadata": {"name": "n", "namespace": "ns", "managedFields": [spec.clone()]},
+                           "spec": {"sidecar": {"tls": tls, "image": "i"}, "x": spec},
+                           "status": {"conditions": conditions, "y": status}})
+                } else {
+                    json!({"metadata": {"name": "n", "namespace": "ns"}, "spec": spec, "status": status})
+                };
+                let text = serde_json::to_string(&object).unwrap();
+                let view: crate::view::ObjectView = serde_json::from_str(&text).unwrap();
+                prop_assert_eq!(decode_verdict(&view.data), decode_verdict(&object));
+            }
 
-        #[test]
-        fn well_formed_conditions_follow_the_table(
-            status in prop_oneof![Just("True"), Just("False"), Just("Unknown")],
-            reason in "[A-Za-z][A-Za-z0-9_]{0,30}",
-            secs in 0i64..4_000_000_000,
-            tls in any::<bool>(),
-            others in prop::collection::vec("[A-Z][a-z]{1,10}", 0..4),
-        ) {
-            let time = jiff::Timestamp::from_second(secs).unwrap().to_string();
-            let mut conditions: Vec<Value> = others.iter().map(|t| json!({"type": t, "status": "True"})).collect();
-            conditions.insert(conditions.len() / 2, json!({"type": CONDITION_TYPE, "status": status, "reason": reason, "lastTransitionTime": time}));
-            let object = json!({"spec": {"sidecar": if tls { json!({"tls": {"secretName": "s"}}) } else { json!({}) }},
-                                "status": {"conditions": conditions}});
-            let v = decode_verdict(&object).unwrap().unwrap();
-            prop_assert_eq!(v.status.as_str(), status);
-            prop_assert_eq!(v.reason, reason);
-            prop_assert_eq!(v.since, Some(secs));
+            #[test]
+            fn well_formed_conditions_follow_the_table(
+                status in prop_oneof![Just("True"), Just("False"), Just("Unknown")],
+                reason in "[A-Za-z][A-Za-z0-9_]{0,30}",
+                secs in 0i64..4_000_000_000,
+                tls in any::<bool>(),
+                others in prop::collection::vec("[A-Z][a-z]{1,10}", 0..4),
+            ) {
+                let time = jiff::Timestamp::from_second(secs).unwrap().to_string();
+                let mut conditions: Vec<Value> = others.iter().map(|t| json!({"type": t, "status": "True"})).collect();
+                conditions.insert(conditions.len() / 2, json!({"type": CONDITION_TYPE, "status": status, "reason": reason, "lastTransitionTime": time}));
+                let object = json!({"spec": {"sidecar": if tls { json!({"tls": {"secretName": "s"}}) } else { json!({}) }},
+                                    "status": {"conditions": conditions}});
+                let v = decode_verdict(&object).unwrap().unwrap();
+                prop_assert_eq!(v.status.as_str(), status);
+                prop_assert_eq!(v.reason, reason);
+                prop_assert_eq!(v.since, Some(secs));
+            }
         }
     }
 }
