@@ -12,26 +12,29 @@
 //! ```text
 //!  API server ─list+watch─▶ [watch/] ─apply/delete/resync─▶ [index.rs] ─snapshot, changed keys,─▶ [export/] ─OTLP/gRPC─▶ collector
 //!                             │                               states    replaced states            │
-//!                             │ watched.rs: resources, scopes, selector, object identity           │ objects.rs: Full / Changes / Retire
+//!                             │ watched.rs: resources, scopes, selector, object identity           │ objects/: Full / Changes / Retire
 //!                             │   (shared with check.rs)                                           │ targets.rs: which keys (blind and
 //!                             │ view.rs: JSON -> ObjectView (only what is read)                    │   undecodable ones withdrawn)
 //!                             │ conditions.rs / seinode.rs: object -> state (pure)                 │ deliver.rs: values = series(now),
 //!                             │ handler.rs: events -> index; errors.rs: kinds, lines               │   markers = series(delivered) - values
 //!                             │ health.rs: failing -> blind after 90 s                             │   (+ standby.rs's states on takeover)
 //!                             └─▶ Shared::changed (state.rs, a Notify) ──wakes──────────────────────▶ encode.rs -> chunk.rs -> sink.rs
-//!                                                                                                  │ selfmetrics.rs + instruments.rs:
+//!                                                                                                  │ selfmetrics/ (+ instruments.rs):  
 //!  lease.rs: Lease -> Shared::leader (only the leader sends object series)                         │   SDK, the watcher's own metrics
 //! ```
 //!
 //! - [`resource`]: what `--resource` names, resolution, metric family names; [`watched`]:
 //!   what is watched (resources, namespaces, selector) and how an object is named.
 //! - [`view`]: how objects are parsed off the wire: identity and the fields read.
-//! - [`conditions`]: the pure object → conditions function; [`seinode`]: the seed's verdict.
+//! - [`conditions`]: the condition vocabulary and the pure object → conditions function;
+//!   [`seinode`]: the seed's verdict, a special case built on it.
 //! - [`index`]: the condition index (apply / delete / resync / read), pure and unit-tested.
 //! - [`watch`]: kube-runtime watchers feeding the index; bad objects are skipped, not fatal.
 //! - [`health`]: which watches fail and which resources are blind; [`lease`]: leader election.
-//! - [`export`]: object series encoded from the index (values and markers in one ordered
-//!   stream, cut under a request budget, gzip) and the SDK for the watcher's own metrics.
+//! - [`export`]: two wings, `objects/` (object series encoded from the index: values and
+//!   markers in one ordered stream, cut under a request budget, gzip) and `selfmetrics/`
+//!   (the SDK for the watcher's own metrics), and what both share: `settings.rs` (flags
+//!   and the OpenTelemetry environment), the transport, the failure log.
 //! - [`state`] and [`stats`]: what the stages share, and the self-metric counters and their
 //!   label enums.
 //! - [`memory`]: returns freed heap to the OS after lists and exports (glibc).
@@ -41,7 +44,9 @@
 //! - [`run`](mod@run): wires the stages together, supervises them in one place and stops
 //!   them in order on SIGTERM/SIGINT, or exits non-zero if one of them ends.
 //!
-//! This file is the map only: modules and the few names the binary uses.
+//! This file is the map only: modules and the few names the binary uses. The map links
+//! crate-private modules: read it with `cargo doc --document-private-items`.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub(crate) mod admin;
 pub mod check;

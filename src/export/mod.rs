@@ -3,16 +3,19 @@
 //! OpenTelemetry SDK. Both share one gRPC channel to the collector.
 //!
 //! ```text
-//!   objects.rs: run loop: Changes at once (COALESCE apart), Refresh one slice a second
-//!       │       (every object once per --refresh-interval), Full on takeover
-//!       │       (finish.rs: the last export before exiting, within a deadline)
+//!   objects/ (wing 1, the object series)
+//!   mod.rs: run loop: Changes at once (COALESCE apart), Refresh one slice a second
+//!       │   (every object once per --refresh-interval), Full on takeover
+//!       │   (finish.rs: the last export before exiting, within a deadline)
 //!       ▼
 //!   index ─▶ targets.rs ─▶ deliver.rs ─▶ encode.rs ─▶ chunk.rs ─▶ sink.rs ─────────┐ gzip,
-//!            which keys,   values and    points,      requests    GrpcSink        │ headers
-//!            withdrawals   markers       (wire.rs)    ≤ budget                    ├─▶ collector
-//!               (series.rs; standby.rs: dry exports, takeover marks)              │ (channel.rs)
-//!   Stats ◀── selfmetrics.rs: SDK PeriodicReader ── OTLP MetricExporter ──────────┘
-//!   failures.rs (+ hint.rs): one log line per outage for both, with a plain-words hint
+//!            which keys,   values and    points,      requests    GrpcSink        │ headers.rs
+//!            withdrawals   markers       (wire.rs)    ≤ budget    (or http.rs)    ├─▶ collector
+//!               (series.rs; standby.rs: dry exports, takeover marks)              │ (channel.rs,
+//!   selfmetrics/ (wing 2): SDK PeriodicReader, instruments.rs read Stats ─────────┘  direct.rs)
+//!   shared by both wings, here: settings.rs (flags + OpenTelemetry environment -> ExportConfig),
+//!   channel.rs / http.rs / headers.rs / direct.rs (the transport), failures.rs (+ hint.rs):
+//!   one log line per outage for both, with a plain-words hint
 //! ```
 //!
 //! Why object series bypass the SDK (measured, docs/architecture.md): the SDK's observable
