@@ -388,6 +388,11 @@ mod tests {
             .unwrap()
     }
 
+    /// The export settings for these flags and this environment.
+    fn resolve(args: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Result<ExportConfig, Error> {
+        parse(args).run.export_flags().resolve(env)
+    }
+
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
             .iter()
@@ -402,55 +407,24 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4317"),
             ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:4317"),
         ]);
+        assert_eq!(resolve(&[], &env).unwrap().endpoint, "http://metrics:4317");
         assert_eq!(
-            parse(&[])
-                .run
-                .export_flags()
-                .resolve(&env)
-                .unwrap()
-                .endpoint,
-            "http://metrics:4317"
-        );
-        assert_eq!(
-            parse(&["--otlp-endpoint", "http://flag:4317"])
-                .run
-                .export_flags()
-                .resolve(&env)
+            resolve(&["--otlp-endpoint", "http://flag:4317"], &env)
                 .unwrap()
                 .endpoint,
             "http://flag:4317"
         );
         let env = env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4317")]);
+        assert_eq!(resolve(&[], &env).unwrap().endpoint, "http://generic:4317");
         assert_eq!(
-            parse(&[])
-                .run
-                .export_flags()
-                .resolve(&env)
-                .unwrap()
-                .endpoint,
-            "http://generic:4317"
-        );
-        assert_eq!(
-            parse(&[])
-                .run
-                .export_flags()
-                .resolve(&env_of(&[]))
-                .unwrap()
-                .endpoint,
+            resolve(&[], &env_of(&[])).unwrap().endpoint,
             DEFAULT_OTLP_ENDPOINT
         );
     }
 
     #[test]
     fn protocol_flag_then_metrics_env_then_generic_env_then_grpc() {
-        let protocol = |args: &[&str], env| {
-            parse(args)
-                .run
-                .export_flags()
-                .resolve(&env)
-                .unwrap()
-                .protocol
-        };
+        let protocol = |args: &[&str], env| resolve(args, &env).unwrap().protocol;
         assert_eq!(
             protocol(&[], env_of(&[])),
             Protocol::Grpc,
@@ -483,11 +457,11 @@ mod tests {
             Protocol::HttpProtobuf,
             "empty is unset"
         );
-        let err = parse(&[])
-            .run
-            .export_flags()
-            .resolve(&env_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]))
-            .unwrap_err();
+        let err = resolve(
+            &[],
+            &env_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]),
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("\"http/json\" is not supported; use grpc or http/protobuf"),
@@ -498,14 +472,7 @@ mod tests {
     #[test]
     fn http_endpoints_follow_the_specification() {
         let http = ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
-        let endpoint = |args: &[&str], env| {
-            parse(args)
-                .run
-                .export_flags()
-                .resolve(&env)
-                .unwrap()
-                .endpoint
-        };
+        let endpoint = |args: &[&str], env| resolve(args, &env).unwrap().endpoint;
         assert_eq!(endpoint(&[], env_of(&[http])), DEFAULT_OTLP_HTTP_ENDPOINT);
         assert_eq!(
             DEFAULT_OTLP_HTTP_ENDPOINT,
@@ -556,34 +523,25 @@ mod tests {
 
     #[test]
     fn the_prometheus_receiver_needs_http() {
-        let err = parse(&["--otlp-receiver", "prometheus"])
-            .run
-            .export_flags()
-            .resolve(&env_of(&[]))
-            .unwrap_err();
+        let err = resolve(&["--otlp-receiver", "prometheus"], &env_of(&[])).unwrap_err();
         assert!(
             err.to_string()
                 .contains("needs --otlp-protocol http/protobuf"),
             "{err}"
         );
-        let config = parse(&[
-            "--otlp-receiver",
-            "prometheus",
-            "--otlp-protocol",
-            "http/protobuf",
-        ])
-        .run
-        .export_flags()
-        .resolve(&env_of(&[]))
+        let config = resolve(
+            &[
+                "--otlp-receiver",
+                "prometheus",
+                "--otlp-protocol",
+                "http/protobuf",
+            ],
+            &env_of(&[]),
+        )
         .unwrap();
         assert_eq!(config.receiver, Receiver::Prometheus);
         assert_eq!(
-            parse(&[])
-                .run
-                .export_flags()
-                .resolve(&env_of(&[]))
-                .unwrap()
-                .receiver,
+            resolve(&[], &env_of(&[])).unwrap().receiver,
             Receiver::Collector
         );
     }
@@ -591,38 +549,18 @@ mod tests {
     #[test]
     fn interval_from_env_in_millis_and_flag_wins() {
         let env = env_of(&[("OTEL_METRIC_EXPORT_INTERVAL", "5000")]);
+        assert_eq!(resolve(&[], &env).unwrap().interval, Duration::from_secs(5));
         assert_eq!(
-            parse(&[])
-                .run
-                .export_flags()
-                .resolve(&env)
-                .unwrap()
-                .interval,
-            Duration::from_secs(5)
-        );
-        assert_eq!(
-            parse(&["--export-interval", "2s"])
-                .run
-                .export_flags()
-                .resolve(&env)
+            resolve(&["--export-interval", "2s"], &env)
                 .unwrap()
                 .interval,
             Duration::from_secs(2)
         );
         assert_eq!(
-            parse(&[])
-                .run
-                .export_flags()
-                .resolve(&env_of(&[]))
-                .unwrap()
-                .interval,
+            resolve(&[], &env_of(&[])).unwrap().interval,
             DEFAULT_EXPORT_INTERVAL
         );
-        let err = parse(&[])
-            .run
-            .export_flags()
-            .resolve(&env_of(&[("OTEL_METRIC_EXPORT_INTERVAL", "15s")]))
-            .unwrap_err();
+        let err = resolve(&[], &env_of(&[("OTEL_METRIC_EXPORT_INTERVAL", "15s")])).unwrap_err();
         assert!(
             err.to_string().contains(
                 "OTEL_METRIC_EXPORT_INTERVAL=\"15s\" is not a positive number of milliseconds"
@@ -665,11 +603,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("use gzip, zstd or none"));
-        let err = parse(&["--max-request-bytes", "100"])
-            .run
-            .export_flags()
-            .resolve(&env_of(&[]))
-            .unwrap_err();
+        let err = resolve(&["--max-request-bytes", "100"], &env_of(&[])).unwrap_err();
         assert!(err.to_string().contains("out of range"), "{err}");
     }
 }
