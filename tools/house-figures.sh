@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Layout figures for issue 21 item 6 ("the house"): rerun from the repository root.
-#   tools/house-figures.sh > figures.txt
+#   tools/house-figures.sh > figures.txt          # this checkout
+#   tools/house-figures.sh DIR > figures.txt      # another tree (e.g. `git archive REV | tar -x -C DIR`)
 # Prints the largest files, the crate-internal import graph and its cycles, the repeated
 # blocks of six lines or more (needs `duplicates` on PATH), the public modules and the
 # unit-test conventions in use.
 set -euo pipefail
-cd "$(git rev-parse --show-toplevel)"
+cd "${1:-$(git rev-parse --show-toplevel)}"
 
-echo "# $(git rev-parse --short HEAD) $(date -u +%FT%TZ)"
+echo "# $(git rev-parse --short HEAD 2>/dev/null || pwd) $(date -u +%FT%TZ)"
 echo
 echo "## 15 largest files under src/ and tests/it (wc -l)"
 find src tests/it -name '*.rs' -print0 | xargs -0 wc -l | grep -v ' total$' | sort -rn | head -15
@@ -119,5 +120,6 @@ echo
 echo "## unit-test conventions"
 echo "inline '#[cfg(test)] mod tests {': $(grep -rlE 'mod tests \{' src | wc -l) files"
 echo "#[path] sibling files: $(grep -rn '#\[path' src | wc -l) ($(grep -rn '#\[path' src | sed 's/:.*#\[path = /:/' | tr '\n' ' '))"
-echo "'mod tests;' declared as a file: $(grep -rnE '^\s*mod tests;' src | wc -l) ($(grep -rlE '^\s*mod tests;' src | tr '\n' ' '))"
+echo "'mod tests;' declared as a file: $(grep -rnE '^\s*(pub(\([a-z]+\))? )?mod tests;' src | wc -l) ($(grep -rlE '^\s*(pub(\([a-z]+\))? )?mod tests;' src | tr '\n' ' '))"
+echo "other test modules: $(grep -rnE '^\s*mod [a-z_]*tests? \{' src | grep -v 'mod tests {' | sed 's/ {$//' | tr '\n' ' ')"
 echo "test files: $(find src -name '*tests.rs' -o -name 'testkit.rs' | sort | tr '\n' ' ')"
