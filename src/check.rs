@@ -11,10 +11,11 @@ use std::fmt::Write as _;
 use kube::api::ListParams;
 use kube::Client;
 
+use crate::conditions::ConditionStatus;
 use crate::conditions::{decode_conditions, Polarity};
+use crate::config::CheckArgs;
 use crate::index::Scope;
 use crate::resource::WatchedResource;
-use crate::seinode::ConditionStatus;
 use crate::view::ObjectView;
 use crate::watched::WatchConfig;
 use crate::Error;
@@ -28,7 +29,7 @@ const MAX_PAGES: usize = 10_000;
 
 /// One table row: a condition that needs attention, or an object that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     pub kind: String,
     pub namespace: String,
     pub name: String,
@@ -42,7 +43,7 @@ pub struct Row {
 
 /// What one `check` saw.
 #[derive(Debug, Default)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub rows: Vec<Row>,
     /// Objects listed, across resources.
     pub objects: usize,
@@ -51,7 +52,7 @@ pub struct Listed {
 }
 
 /// Lists every in-scope object of every resource (all pages of every scope).
-pub async fn list_rows(client: Client, config: &WatchConfig) -> Result<Listed, Error> {
+pub(crate) async fn list_rows(client: Client, config: &WatchConfig) -> Result<Listed, Error> {
     list_rows_bounded(client, config, MAX_PAGES).await
 }
 
@@ -129,7 +130,7 @@ async fn list_rows_bounded(
 
 /// The rows of one object: its conditions that need attention (of the `max` the watcher
 /// exports), a row saying how many it cuts, or one error row.
-pub fn rows_of(resource: &WatchedResource, object: &ObjectView, max: usize) -> Vec<Row> {
+pub(crate) fn rows_of(resource: &WatchedResource, object: &ObjectView, max: usize) -> Vec<Row> {
     // Named as the watch names it; an object the watch would skip is one error row.
     let identity = crate::watched::identity(resource, object);
     let (namespace, name) = identity.unwrap_or(("", "-"));
@@ -213,7 +214,7 @@ fn list_error(error: kube::Error, resource: &WatchedResource, scope: &Scope) -> 
 
 /// Renders rows as a table with KIND, NAMESPACE, NAME, TYPE, STATUS, REASON, SINCE (relative
 /// to `now`).
-pub fn render_table(rows: &[Row], now: jiff::Timestamp) -> String {
+pub(crate) fn render_table(rows: &[Row], now: jiff::Timestamp) -> String {
     let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|row| {
@@ -268,6 +269,21 @@ fn age(seconds: i64) -> String {
         s if s < 172_800 => format!("{}h", s / 3_600),
         s => format!("{}d", s / 86_400),
     }
+}
+
+/// `check`: prints the table and returns whether no condition needs attention.
+pub async fn run(args: CheckArgs) -> Result<bool, Error> {
+    let client = crate::client::kube_client(&args.kube).await?;
+    let config = args.scope.watch_config()?;
+    let listed = list_rows(client, &config).await?;
+    for missing in &listed.not_served {
+        eprintln!("{missing}: not served by this API server (CRD not installed); skipped");
+    }
+    print!("{}", render_table(&listed.rows, jiff::Timestamp::now()));
+    if listed.rows.is_empty() {
+        eprintln!("every condition is fine across {} objects", listed.objects);
+    }
+    Ok(listed.rows.is_empty())
 }
 
 #[cfg(test)]

@@ -27,8 +27,37 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::seinode::{is_valid_reason, json_type, truncate, ConditionStatus, REASON_INVALID};
 use crate::stats::DecodeErrorKind;
+
+/// The reason exported when the controller wrote a reason that is not a valid
+/// `metav1.Condition` reason token; the raw text is logged, never put in a label.
+pub const REASON_INVALID: &str = "InvalidReason";
+
+/// The longest reason kept as a label value. metav1 allows 1024 characters; real reasons are
+/// short CamelCase words, so anything longer is treated as invalid to keep labels small.
+pub const MAX_REASON_LEN: usize = 128;
+
+/// The status of a condition, as `metav1.ConditionStatus`; a missing condition is `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// Every status, in the order used for per-status self-metrics.
+    pub const ALL: [ConditionStatus; 3] = [Self::True, Self::False, Self::Unknown];
+
+    /// The label value, spelled as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
 
 /// The reason exported when a condition has none (metav1 requires one; an empty reason is
 /// as good as none).
@@ -370,6 +399,41 @@ impl Polarity {
     }
 }
 
+/// Whether `reason` is a `metav1.Condition` reason token (`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`)
+/// short enough to be a label value.
+pub fn is_valid_reason(reason: &str) -> bool {
+    let bytes = reason.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    bytes.len() <= MAX_REASON_LEN
+        && first.is_ascii_alphabetic()
+        && (last.is_ascii_alphanumeric() || *last == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b',' | b':'))
+}
+
+pub(crate) fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Bad input is echoed in log lines; keep it to one short line.
+pub(crate) fn truncate(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,5 +670,16 @@ mod tests {
         assert!(!Polarity::Ready.needs_attention(True));
         assert!(Polarity::InProgress.needs_attention(True));
         assert!(!Polarity::Other.needs_attention(False));
+    }
+
+    #[test]
+    fn reason_tokens() {
+        for ok in ["TLSSecretReady", "A", "a_b", "With,Comma:Colon_"] {
+            assert!(is_valid_reason(ok), "{ok}");
+        }
+        let long = "A".repeat(MAX_REASON_LEN + 1);
+        for bad in ["", "1abc", "has space", "ends,", "Ünicode", long.as_str()] {
+            assert!(!is_valid_reason(bad), "{bad}");
+        }
     }
 }

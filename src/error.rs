@@ -34,13 +34,6 @@ pub enum Error {
     /// A flag, environment variable or file is wrong.
     #[error("configuration: {0}")]
     Config(String),
-    /// A flag, environment variable or file is wrong, as `source` says.
-    #[error("configuration: {what}")]
-    ConfigFrom {
-        what: String,
-        #[source]
-        source: Cause,
-    },
     /// No usable Kubernetes client configuration.
     #[error("kubernetes client: {what}")]
     Kube {
@@ -68,14 +61,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// A configuration error caused by `source`.
-    pub fn config_from(what: impl Into<String>, source: impl Into<Cause>) -> Self {
-        Error::ConfigFrom {
-            what: what.into(),
-            source: source.into(),
-        }
-    }
-
     /// A client configuration error caused by `source`.
     pub fn kube(what: impl Into<String>, source: impl Into<Cause>) -> Self {
         Error::Kube {
@@ -95,7 +80,7 @@ impl Error {
     /// A fixed label for the error, used in logs.
     pub fn kind(&self) -> &'static str {
         match self {
-            Error::Config(_) | Error::ConfigFrom { .. } => "config",
+            Error::Config(_) => "config",
             Error::Kube { .. } => "kube",
             Error::Admin { .. } => "admin",
             Error::List { .. } => "list",

@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::conditions::{keep_most_urgent, Condition, Field};
+use crate::conditions::{keep_most_urgent, Condition, ConditionStatus, Field};
 use crate::resource::ResourceId;
-use crate::seinode::{ConditionStatus, Verdict};
+use crate::seinode::Verdict;
 
 /// Identity of one object. Namespaces are interned, so 10,000 objects in a few namespaces
 /// share a few namespace strings. Cluster-scoped objects have an empty namespace.
@@ -448,14 +448,17 @@ impl ConditionIndex {
         self.objects.get(key)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.objects.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }
 
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (&ObjectKey, &Arc<ObjectState>)> {
         self.objects.iter()
     }
@@ -528,7 +531,8 @@ impl ConditionIndex {
         self.interned_after_sweep = self.interned.len();
     }
 
-    /// How many strings are interned (namespaces, types, reasons).
+    /// How many strings are interned (namespaces, types, reasons; for the tests).
+    #[cfg(test)]
     pub fn interned_len(&self) -> usize {
         self.interned.len()
     }

@@ -28,7 +28,7 @@ async fn async_main() -> ExitCode {
     match cli.command {
         Some(Command::Check(args)) => {
             sei_condition_watcher::telemetry::init_logging(LogFormat::Text, Some("warn"));
-            match sei_condition_watcher::check(args).await {
+            match sei_condition_watcher::check::run(args).await {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => {

@@ -14,6 +14,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::conditions::{is_valid_reason, json_type, truncate, ConditionStatus, REASON_INVALID};
 use crate::stats::DecodeErrorKind;
 
 /// The condition type published by sei-k8s-controller for the sidecar's TLS Secret.
@@ -23,35 +24,8 @@ pub const CONDITION_TYPE: &str = "SidecarTLSSecretReady";
 /// (the controller has not reconciled it, or is not running).
 pub const REASON_CONDITION_MISSING: &str = "ConditionMissing";
 
-/// The reason reported when the controller wrote a reason that is not a valid
-/// `metav1.Condition` reason token; the raw text is logged, never put in a label.
-pub const REASON_INVALID: &str = "InvalidReason";
-
-/// The longest reason kept as a label value. metav1 allows 1024 characters; real reasons are
-/// short CamelCase words, so anything longer is treated as invalid to keep labels small.
-pub const MAX_REASON_LEN: usize = 128;
-
-/// The status of the condition, as `metav1.ConditionStatus`; a missing condition is `Unknown`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ConditionStatus {
-    True,
-    False,
-    Unknown,
-}
-
+/// The seed's reading of a status.
 impl ConditionStatus {
-    /// Every status, in the order used for per-status self-metrics.
-    pub const ALL: [ConditionStatus; 3] = [Self::True, Self::False, Self::Unknown];
-
-    /// The label value, spelled as Kubernetes spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::True => "True",
-            Self::False => "False",
-            Self::Unknown => "Unknown",
-        }
-    }
-
     /// The value of `seinode_sidecar_tls_secret_ready`: 1 for True, 0 for False, and no
     /// sample at all for Unknown, so that an unreconciled node never pages as broken.
     pub fn ready_value(self) -> Option<u64> {
@@ -183,47 +157,12 @@ pub fn decode_verdict(object: &Value) -> Result<Option<Verdict>, DecodeError> {
     }))
 }
 
-/// Whether `reason` is a `metav1.Condition` reason token (`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`)
-/// short enough to be a label value.
-pub fn is_valid_reason(reason: &str) -> bool {
-    let bytes = reason.as_bytes();
-    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
-        return false;
-    };
-    bytes.len() <= MAX_REASON_LEN
-        && first.is_ascii_alphabetic()
-        && (last.is_ascii_alphanumeric() || *last == b'_')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b',' | b':'))
-}
-
 /// The first field of the condition whose JSON type is not a string, for the error message.
 fn wrong_field(condition: &Value) -> &'static str {
     ["status", "reason", "lastTransitionTime"]
         .into_iter()
         .find(|f| matches!(condition.get(*f), Some(v) if !v.is_string() && !v.is_null()))
         .unwrap_or("condition")
-}
-
-pub(crate) fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Bad input is echoed in log lines; keep it to one short line.
-pub(crate) fn truncate(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -405,17 +344,6 @@ mod tests {
     }
 
     #[test]
-    fn reason_tokens() {
-        for ok in ["TLSSecretReady", "A", "a_b", "With,Comma:Colon_"] {
-            assert!(is_valid_reason(ok), "{ok}");
-        }
-        let long = "A".repeat(MAX_REASON_LEN + 1);
-        for bad in ["", "1abc", "has space", "ends,", "Ünicode", long.as_str()] {
-            assert!(!is_valid_reason(bad), "{bad}");
-        }
-    }
-
-    #[test]
     fn error_text_is_one_short_line() {
         let huge = "x".repeat(10_000) + "\n second line";
         let err = decode_verdict(&node(json!({}), json!([cond(&huge, "R")]))).unwrap_err();
@@ -424,107 +352,107 @@ mod tests {
         assert!(!text.contains('\n'));
         assert_eq!(err.kind(), DecodeErrorKind::InvalidStatus);
     }
-}
 
-/// Property tests: `decode_verdict` is total (any JSON in, a verdict or an error out, never
-/// a panic), and agrees with the readiness table on well-formed conditions. The case count
-/// is `PROPTEST_CASES` (default 256 here; docs/testing.md gives the long run).
-#[cfg(test)]
-mod proptests {
-    use super::*;
-    use proptest::prelude::*;
-    use serde_json::{json, Map, Value};
+    /// Property tests: `decode_verdict` is total (any JSON in, a verdict or an error out, never
+    /// a panic), and agrees with the readiness table on well-formed conditions. The case count
+    /// is `PROPTEST_CASES` (default 256 here; docs/testing.md gives the long run).
+    mod proptests {
+        use super::*;
+        use crate::conditions::MAX_REASON_LEN;
+        use proptest::prelude::*;
+        use serde_json::{json, Map, Value};
 
-    fn any_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| json!(n)),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(|f| json!(f)),
-            ".{0,40}".prop_map(Value::String),
-            prop_oneof![
-                Just("True"),
-                Just("False"),
-                Just("Unknown"),
-                Just(CONDITION_TYPE),
-                Just("2026-11-30T00:00:00Z")
-            ]
-            .prop_map(|s| Value::String(s.into())),
-        ];
-        leaf.prop_recursive(4, 64, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::vec(
-                    (
-                        prop_oneof![
-                            Just("type".to_string()),
-                            Just("status".to_string()),
-                            Just("reason".to_string()),
-                            Just("lastTransitionTime".to_string()),
-                            Just("conditions".to_string()),
-                            Just("tls".to_string()),
-                            Just("sidecar".to_string()),
-                            "[a-z]{1,8}"
-                        ],
-                        inner
-                    ),
-                    0..6
-                )
-                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
-            ]
-        })
-    }
+        fn any_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| json!(f)),
+                ".{0,40}".prop_map(Value::String),
+                prop_oneof![
+                    Just("True"),
+                    Just("False"),
+                    Just("Unknown"),
+                    Just(CONDITION_TYPE),
+                    Just("2026-11-30T00:00:00Z")
+                ]
+                .prop_map(|s| Value::String(s.into())),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::vec(
+                        (
+                            prop_oneof![
+                                Just("type".to_string()),
+                                Just("status".to_string()),
+                                Just("reason".to_string()),
+                                Just("lastTransitionTime".to_string()),
+                                Just("conditions".to_string()),
+                                Just("tls".to_string()),
+                                Just("sidecar".to_string()),
+                                "[a-z]{1,8}"
+                            ],
+                            inner
+                        ),
+                        0..6
+                    )
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+                ]
+            })
+        }
 
-    proptest! {
-        #[test]
-        fn never_panics_on_any_object(spec in any_json(), status in any_json(), conditions in any_json(), tls in any_json()) {
-            let object = json!({"spec": {"sidecar": {"tls": tls}, "x": spec}, "status": {"conditions": conditions, "y": status}});
-            if let Ok(Some(v)) = decode_verdict(&object) {
-                // A reason label is always a bounded token.
-                prop_assert!(is_valid_reason(&v.reason) || v.reason == REASON_INVALID);
-                prop_assert!(v.reason.len() <= MAX_REASON_LEN);
+        proptest! {
+            #[test]
+            fn never_panics_on_any_object(spec in any_json(), status in any_json(), conditions in any_json(), tls in any_json()) {
+                let object = json!({"spec": {"sidecar": {"tls": tls}, "x": spec}, "status": {"conditions": conditions, "y": status}});
+                if let Ok(Some(v)) = decode_verdict(&object) {
+                    // A reason label is always a bounded token.
+                    prop_assert!(is_valid_reason(&v.reason) || v.reason == REASON_INVALID);
+                    prop_assert!(v.reason.len() <= MAX_REASON_LEN);
+                }
+                let _ = decode_verdict(&spec);
             }
-            let _ = decode_verdict(&spec);
-        }
 
-        /// What the watcher parses off the wire (a projection) decides exactly as the whole
-        /// object would, for any shape of spec and status.
-        #[test]
-        fn the_projected_view_decides_like_the_whole_object(
-            spec in any_json(), status in any_json(), conditions in any_json(), tls in any_json(),
-            nest in any::<bool>(),
-        ) {
-            let object = if nest {
-                json!({"metadata": {"name": "n", "namespace": "ns", "managedFields": [spec.clone()]},
-                       "spec": {"sidecar": {"tls": tls, "image": "i"}, "x": spec},
-                       "status": {"conditions": conditions, "y": status}})
-            } else {
-                json!({"metadata": {"name": "n", "namespace": "ns"}, "spec": spec, "status": status})
-            };
-            let text = serde_json::to_string(&object).unwrap();
-            let view: crate::view::ObjectView = serde_json::from_str(&text).unwrap();
-            prop_assert_eq!(decode_verdict(&view.data), decode_verdict(&object));
-        }
+            /// What the watcher parses off the wire (a projection) decides exactly as the whole
+            /// object would, for any shape of spec and status.
+            #[test]
+            fn the_projected_view_decides_like_the_whole_object(
+                spec in any_json(), status in any_json(), conditions in any_json(), tls in any_json(),
+                nest in any::<bool>(),
+            ) {
+                let object = if nest {
+                    json!({"metadata": {"name": "n", "namespace": "ns", "managedFields": [spec.clone()]},
+                           "spec": {"sidecar": {"tls": tls, "image": "i"}, "x": spec},
+                           "status": {"conditions": conditions, "y": status}})
+                } else {
+                    json!({"metadata": {"name": "n", "namespace": "ns"}, "spec": spec, "status": status})
+                };
+                let text = serde_json::to_string(&object).unwrap();
+                let view: crate::view::ObjectView = serde_json::from_str(&text).unwrap();
+                prop_assert_eq!(decode_verdict(&view.data), decode_verdict(&object));
+            }
 
-        #[test]
-        fn well_formed_conditions_follow_the_table(
-            status in prop_oneof![Just("True"), Just("False"), Just("Unknown")],
-            reason in "[A-Za-z][A-Za-z0-9_]{0,30}",
-            secs in 0i64..4_000_000_000,
-            tls in any::<bool>(),
-            others in prop::collection::vec("[A-Z][a-z]{1,10}", 0..4),
-        ) {
-            let time = jiff::Timestamp::from_second(secs).unwrap().to_string();
-            let mut conditions: Vec<Value> = others.iter().map(|t| json!({"type": t, "status": "True"})).collect();
-            conditions.insert(conditions.len() / 2, json!({"type": CONDITION_TYPE, "status": status, "reason": reason, "lastTransitionTime": time}));
-            let object = json!({"spec": {"sidecar": if tls { json!({"tls": {"secretName": "s"}}) } else { json!({}) }},
-                                "status": {"conditions": conditions}});
-            let v = decode_verdict(&object).unwrap().unwrap();
-            prop_assert_eq!(v.status.as_str(), status);
-            prop_assert_eq!(v.reason, reason);
-            prop_assert_eq!(v.since, Some(secs));
+            #[test]
+            fn well_formed_conditions_follow_the_table(
+                status in prop_oneof![Just("True"), Just("False"), Just("Unknown")],
+                reason in "[A-Za-z][A-Za-z0-9_]{0,30}",
+                secs in 0i64..4_000_000_000,
+                tls in any::<bool>(),
+                others in prop::collection::vec("[A-Z][a-z]{1,10}", 0..4),
+            ) {
+                let time = jiff::Timestamp::from_second(secs).unwrap().to_string();
+                let mut conditions: Vec<Value> = others.iter().map(|t| json!({"type": t, "status": "True"})).collect();
+                conditions.insert(conditions.len() / 2, json!({"type": CONDITION_TYPE, "status": status, "reason": reason, "lastTransitionTime": time}));
+                let object = json!({"spec": {"sidecar": if tls { json!({"tls": {"secretName": "s"}}) } else { json!({}) }},
+                                    "status": {"conditions": conditions}});
+                let v = decode_verdict(&object).unwrap().unwrap();
+                prop_assert_eq!(v.status.as_str(), status);
+                prop_assert_eq!(v.reason, reason);
+                prop_assert_eq!(v.since, Some(secs));
+            }
         }
     }
 }

@@ -68,7 +68,7 @@ label! {
 }
 
 label! {
-    /// Kinds of watch errors, as the `kind` label (see [`crate::watch::classify`]).
+    /// Kinds of watch errors, as the `kind` label (see `watch::errors::classify`).
     WatchErrorKind: "kind" {
         /// 404: the resource is not served (its CRD is not installed).
         CrdMissing = "crd_missing",
@@ -138,6 +138,7 @@ impl<L: Label> Counter<L> {
         self.counts[value.position()].fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg(test)]
     pub fn get(&self, value: L) -> u64 {
         self.counts[value.position()].load(Ordering::Relaxed)
     }

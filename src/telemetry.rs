@@ -50,7 +50,7 @@ pub fn init_logging(format: LogFormat, filter: Option<&str>) {
 /// `k8s.cluster.name` (the given cluster name, else the kube-system namespace's UID:
 /// [`crate::cluster`]) and `k8s.cluster.uid` when that UID was read, plus whatever
 /// `OTEL_RESOURCE_ATTRIBUTES` adds (explicit values win).
-pub fn resource(
+pub(crate) fn resource(
     service_name: &str,
     instance_id: Option<&str>,
     cluster: Option<&ClusterIdentity>,
@@ -73,7 +73,7 @@ pub fn resource(
 }
 
 /// This replica's name: `--instance-id` ($POD_NAME), else the host name.
-pub fn instance(instance_id: Option<&str>) -> String {
+pub(crate) fn instance(instance_id: Option<&str>) -> String {
     instance_id
         .map(str::to_owned)
         .filter(|h| !h.is_empty())

@@ -8,10 +8,6 @@ use crate::index::Scope;
 use crate::resource::{ResourceSpec, WatchedResource};
 use crate::view::ObjectView;
 
-/// The SeiNode's group and plural (the seed's resource), kept for callers that name it.
-pub const GROUP: &str = crate::resource::SEI_GROUP;
-pub const PLURAL: &str = "seinodes";
-
 /// Objects per page when lists are paged. kube's default is 500; at ~20 KB per SeiNode a
 /// page of 500 is a 10 MB response that is buffered whole (about three times over, in
 /// hyper's read buffer and the collected body) before it is parsed.

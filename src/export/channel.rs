@@ -8,9 +8,6 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use super::ExportConfig;
 use crate::Error;
 
-/// The headers' type, where the configuration names it.
-pub use super::headers::Headers;
-
 /// Builds the gRPC channel to the collector, shared by the SDK exporter and the staleness
 /// sender so both use the same TLS settings. Must be called inside a tokio runtime.
 pub fn build_channel(config: &ExportConfig) -> Result<Channel, Error> {

@@ -37,7 +37,7 @@ label! {
 /// Failure bookkeeping for every kind of export, shared by every exporter of the process:
 /// an outage is logged once, whichever kinds fail during it.
 #[derive(Debug, Default)]
-pub struct FailureLog {
+pub(crate) struct FailureLog {
     state: Mutex<Outages>,
 }
 
@@ -52,12 +52,12 @@ struct Outages {
 }
 
 impl FailureLog {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Records a failure; returns whether it was logged.
-    pub fn failed(&self, kind: Failing, error: &dyn std::fmt::Display) -> bool {
+    pub(crate) fn failed(&self, kind: Failing, error: &dyn std::fmt::Display) -> bool {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.began.get_or_insert(now);
@@ -84,7 +84,7 @@ impl FailureLog {
     /// export delivers everything a change export would have); when no kind is failing
     /// any more, logs the recovery and returns how long the outage lasted (from its first
     /// failure).
-    pub fn succeeded(&self, kind: Failing, covers: &[Failing]) -> Option<Duration> {
+    pub(crate) fn succeeded(&self, kind: Failing, covers: &[Failing]) -> Option<Duration> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut was_failing = false;
         for k in std::iter::once(kind).chain(covers.iter().copied()) {

@@ -3,16 +3,19 @@
 //! OpenTelemetry SDK. Both share one gRPC channel to the collector.
 //!
 //! ```text
-//!   objects.rs: run loop: Changes at once (COALESCE apart), Refresh one slice a second
-//!       │       (every object once per --refresh-interval), Full on takeover
-//!       │       (finish.rs: the last export before exiting, within a deadline)
+//!   objects/ (wing 1, the object series)
+//!   mod.rs: run loop: Changes at once (COALESCE apart), Refresh one slice a second
+//!       │   (every object once per --refresh-interval), Full on takeover
+//!       │   (finish.rs: the last export before exiting, within a deadline)
 //!       ▼
 //!   index ─▶ targets.rs ─▶ deliver.rs ─▶ encode.rs ─▶ chunk.rs ─▶ sink.rs ─────────┐ gzip,
-//!            which keys,   values and    points,      requests    GrpcSink        │ headers
-//!            withdrawals   markers       (wire.rs)    ≤ budget                    ├─▶ collector
-//!               (series.rs; standby.rs: dry exports, takeover marks)              │ (channel.rs)
-//!   Stats ◀── selfmetrics.rs: SDK PeriodicReader ── OTLP MetricExporter ──────────┘
-//!   failures.rs (+ hint.rs): one log line per outage for both, with a plain-words hint
+//!            which keys,   values and    points,      requests    GrpcSink        │ headers.rs
+//!            withdrawals   markers       (wire.rs)    ≤ budget    (or http.rs)    ├─▶ collector
+//!               (series.rs; standby.rs: dry exports, takeover marks)              │ (channel.rs,
+//!   selfmetrics/ (wing 2): SDK PeriodicReader, instruments.rs read Stats ─────────┘  direct.rs)
+//!   shared by both wings, here: settings.rs (flags + OpenTelemetry environment -> ExportConfig),
+//!   channel.rs / http.rs / headers.rs / direct.rs (the transport), failures.rs (+ hint.rs):
+//!   one log line per outage for both, with a plain-words hint
 //! ```
 //!
 //! Why object series bypass the SDK (measured, docs/architecture.md): the SDK's observable
@@ -23,29 +26,17 @@
 //! folded, markers and values travel in the same request, and what changed is simply the
 //! set of keys the index hands over.
 
-pub mod channel;
-mod chunk;
-mod deliver;
-pub mod direct;
-pub mod encode;
+pub(crate) mod channel;
+pub(crate) mod direct;
 pub mod failures;
-mod finish;
 mod headers;
 mod hint;
-pub mod http;
-mod instruments;
-pub mod objects;
-pub mod selfmetrics;
-pub mod series;
-pub mod sink;
-mod standby;
-mod targets;
-#[cfg(test)]
-mod testkit;
-mod wire;
+pub(crate) mod http;
+pub(crate) mod objects;
+pub(crate) mod selfmetrics;
+mod settings;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
@@ -56,14 +47,13 @@ use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::Resource;
 use tonic::transport::Channel;
 
-pub use channel::build_channel;
-pub use finish::FinalExport;
-pub use headers::Headers;
-pub use hint::export_hint;
-pub use http::HttpSink;
-pub use objects::{ExportKind, ObjectExporter, COALESCE, REFRESH_TICK};
-pub use selfmetrics::SelfMetrics;
-pub use sink::GrpcSink;
+pub(crate) use channel::build_channel;
+pub(crate) use http::HttpSink;
+pub(crate) use objects::{FinalExport, GrpcSink, ObjectExporter};
+pub(crate) use selfmetrics::SelfMetrics;
+pub(crate) use settings::{
+    Compression, ExportConfig, ExportFlags, Protocol, Receiver, DEFAULT_MAX_REQUEST_BYTES,
+};
 
 use crate::state::Shared;
 use crate::Error;
@@ -138,140 +128,12 @@ pub mod names {
 }
 
 /// The instrumentation scope of every metric, object series and self-metrics alike.
-pub const SCOPE_NAME: &str = "sei-condition-watcher";
-
-/// The default largest uncompressed OTLP request. The collector's OTLP gRPC receiver
-/// refuses messages over `max_recv_msg_size_mib` (4 MiB by default) counted after
-/// decompression; half of that leaves room for a collector configured tighter and keeps
-/// one refused request small.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
-/// Bounds of `--max-request-bytes`: below 64 KiB a single large object could not fit; above
-/// 64 MiB one request would hold the exporter's memory for nothing.
-pub const MAX_REQUEST_BYTES_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=64 * 1024 * 1024;
-/// The collector's default receive limit (OTLP gRPC receiver, `max_recv_msg_size_mib: 4`).
-pub const COLLECTOR_DEFAULT_RECV_BYTES: usize = 4 * 1024 * 1024;
-
-/// How OTLP requests are compressed (`--otlp-compression`, `OTEL_EXPORTER_OTLP_COMPRESSION`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    /// The name as the flag and the OTel variables spell it.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim() {
-            "none" => Some(Self::None),
-            "gzip" => Some(Self::Gzip),
-            "zstd" => Some(Self::Zstd),
-            _ => None,
-        }
-    }
-}
-
-/// The OTLP transport (`--otlp-protocol`, `OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// OTLP/gRPC (port 4317): the collector's default receiver.
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies (port 4318, path `/v1/metrics`): the collector's
-    /// `http` protocol, Prometheus 3's own receiver, most hosted endpoints.
-    HttpProtobuf,
-}
-
-impl Protocol {
-    /// The name as the flag and the OTel variables spell it.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim() {
-            "grpc" => Some(Self::Grpc),
-            "http/protobuf" => Some(Self::HttpProtobuf),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Grpc => "grpc",
-            Self::HttpProtobuf => "http/protobuf",
-        }
-    }
-}
-
-/// What receives the requests (`--otlp-receiver`): it decides where the `cluster` label is
-/// made and which resource attributes are sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Receiver {
-    /// An OpenTelemetry Collector (otel-config/collector.yaml): it makes `cluster` from the
-    /// resource's `k8s.cluster.name` and writes no `target_info`.
-    #[default]
-    Collector,
-    /// A Prometheus-compatible OTLP receiver with no collector in between (Prometheus 3's
-    /// `/api/v1/otlp/v1/metrics`): the watcher writes `cluster` on every point itself and
-    /// sends a resource of `service.name` and `service.instance.id` only (`job`,
-    /// `instance`), so Prometheus writes the labels the rules expect and no `target_info`
-    /// (docs/deploy.md, "Straight into Prometheus").
-    Prometheus,
-}
-
-/// Where and how to export. `Debug` shows neither header values nor credentials in the
-/// endpoint.
-#[derive(Clone)]
-pub struct ExportConfig {
-    /// OTLP/gRPC endpoint, e.g. `http://otel-collector:4317` or `https://...`; for
-    /// OTLP/HTTP the whole URL requests are posted to (`.../v1/metrics`).
-    pub endpoint: String,
-    /// gRPC or HTTP.
-    pub protocol: Protocol,
-    /// A collector, or Prometheus' own OTLP receiver.
-    pub receiver: Receiver,
-    /// Headers sent with every export request (`OTEL_EXPORTER_OTLP_HEADERS`).
-    pub headers: Headers,
-    /// Export interval of the watcher's own metrics (the SDK's periodic reader).
-    pub interval: Duration,
-    /// Every object's series are sent again once per this interval, spread evenly over it.
-    pub refresh: Duration,
-    /// Timeout of one export request.
-    pub timeout: Duration,
-    /// PEM CA bundle to verify the collector (implies TLS); otherwise the system roots.
-    pub ca_file: Option<std::path::PathBuf>,
-    /// PEM client certificate and key for mTLS.
-    pub client_cert_file: Option<std::path::PathBuf>,
-    pub client_key_file: Option<std::path::PathBuf>,
-    /// Compression of every request (`--otlp-compression`).
-    pub compression: Compression,
-    /// Largest uncompressed object-series request.
-    pub max_request_bytes: usize,
-    /// On shutdown without a successor, mark the healthy object series stale and leave the
-    /// troubled ones (`FinalExport::Retire`); off: every value once more, no markers.
-    pub stale_on_shutdown: bool,
-}
-
-impl std::fmt::Debug for ExportConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExportConfig")
-            .field("endpoint", &channel::redact(&self.endpoint))
-            .field("protocol", &self.protocol)
-            .field("receiver", &self.receiver)
-            .field("headers", &self.headers)
-            .field("interval", &self.interval)
-            .field("refresh", &self.refresh)
-            .field("timeout", &self.timeout)
-            .field("ca_file", &self.ca_file)
-            .field("client_cert_file", &self.client_cert_file)
-            .field("client_key_file", &self.client_key_file)
-            .field("compression", &self.compression)
-            .field("max_request_bytes", &self.max_request_bytes)
-            .field("stale_on_shutdown", &self.stale_on_shutdown)
-            .finish()
-    }
-}
+pub(crate) const SCOPE_NAME: &str = "sei-condition-watcher";
 
 /// The connection to the receiver, gRPC or HTTP, shared by the object series and the
 /// self-metrics.
 #[derive(Clone)]
-pub enum Transport {
+pub(crate) enum Transport {
     Grpc(Channel),
     Http(HttpSink),
 }
@@ -289,7 +151,7 @@ impl Transport {
 
 /// The object series' way out: the collector's gRPC service or an OTLP/HTTP receiver.
 #[derive(Clone)]
-pub enum OtlpSink {
+pub(crate) enum OtlpSink {
     /// Boxed: the gRPC client is some 400 bytes, the HTTP one a pointer.
     Grpc(Box<GrpcSink>),
     Http(HttpSink),
@@ -305,9 +167,9 @@ impl objects::Sink for OtlpSink {
 }
 
 /// The export stage, built and ready to run.
-pub struct ExportStage {
-    pub objects: ObjectExporter<OtlpSink>,
-    pub self_metrics: SelfMetrics,
+pub(crate) struct ExportStage {
+    pub(crate) objects: ObjectExporter<OtlpSink>,
+    pub(crate) self_metrics: SelfMetrics,
 }
 
 impl ExportStage {
@@ -371,7 +233,7 @@ fn grpc_metric_exporter(
 }
 
 /// The failure log shared by every exporter: the object exports by kind, and the SDK's.
-pub fn failure_log() -> failures::FailureLog {
+pub(crate) fn failure_log() -> failures::FailureLog {
     failures::FailureLog::new()
 }
 
@@ -379,11 +241,11 @@ pub fn failure_log() -> failures::FailureLog {
 /// and self-metrics get the same `job`, `instance` and `cluster` labels. For Prometheus'
 /// own receiver, the resource is cut to `job` and `instance` and `cluster` goes on every
 /// point (direct.rs).
-pub fn encoder(
+pub(crate) fn encoder(
     resource: &Resource,
     max_request_bytes: usize,
     receiver: Receiver,
-) -> encode::Encoder {
+) -> objects::encode::Encoder {
     let attributes = Attributes::from(
         resource
             .iter()
@@ -397,7 +259,7 @@ pub fn encoder(
         Receiver::Collector => (resource, None),
         Receiver::Prometheus => direct::split_resource(&resource),
     };
-    encode::Encoder {
+    objects::encode::Encoder {
         resource,
         cluster_label,
         scope: InstrumentationScope {

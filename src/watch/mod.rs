@@ -39,7 +39,6 @@ use kube::Client;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-pub use errors::classify;
 pub use handler::{watch_scope, Ended, ScopeHandler};
 
 use crate::index::Scope;

@@ -8,8 +8,8 @@ use kube::runtime::watcher::{self, Event};
 
 use super::errors::{classify, explain};
 use super::*;
+use crate::conditions::ConditionStatus;
 use crate::resource::{ResourceSpec, WatchedResource};
-use crate::seinode::ConditionStatus;
 use crate::stats::{DecodeErrorKind, WatchErrorKind, WatchEvent};
 use crate::view::ObjectView;
 use kube::core::response::Status;

@@ -1,7 +1,8 @@
 //! status.conditions of every watched kind, through the whole real pipeline (kube-apiserver
 //! with the four current sei.io CRDs -> watcher process -> collector -> Prometheus), against
 //! the metric contract (notes: `<family>_status_condition{namespace,name,type,status,reason}`,
-//! `..._last_transition_timestamp_seconds`, `..._outdated`, `--resource`, `check`).
+//! `..._last_transition_timestamp_seconds`, `..._outdated`, `--resource`; `check` is in
+//! check.rs, on the same fixtures).
 //!
 //! The objects are tests/fixtures/current/*.yaml, valid under sei-k8s-controller 2d670ad,
 //! with the conditions its controller writes; each test creates them in its own namespace,
@@ -24,14 +25,14 @@ const DELETE_BUDGET: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(50);
 
 /// One fixture object: its file, metric family and `plural.group`.
-struct Kind {
-    file: &'static str,
+pub(crate) struct Kind {
+    pub(crate) file: &'static str,
     family: &'static str,
-    resource: &'static str,
+    pub(crate) resource: &'static str,
     kind: &'static str,
 }
 
-const VALIDATOR: Kind = Kind {
+pub(crate) const VALIDATOR: Kind = Kind {
     file: "current/seinode-validator.yaml",
     family: "seinode",
     resource: "seinodes.sei.io",
@@ -49,7 +50,7 @@ const NETWORK: Kind = Kind {
     resource: "seinetworks.sei.io",
     kind: "SeiNetwork",
 };
-const TASK: Kind = Kind {
+pub(crate) const TASK: Kind = Kind {
     file: "current/seinodetask.yaml",
     family: "seinodetask",
     resource: "seinodetasks.sei.io",
@@ -61,10 +62,10 @@ const WORKFLOW: Kind = Kind {
     resource: "seinodetaskworkflows.sei.io",
     kind: "SeiNodeTaskWorkflow",
 };
-const ALL: [&Kind; 5] = [&VALIDATOR, &FULL_NODE, &NETWORK, &TASK, &WORKFLOW];
+pub(crate) const ALL: [&Kind; 5] = [&VALIDATOR, &FULL_NODE, &NETWORK, &TASK, &WORKFLOW];
 
 /// A fixture object created in a namespace, with the status written.
-struct Obj {
+pub(crate) struct Obj {
     kind: &'static Kind,
     ns: String,
     name: String,
@@ -72,7 +73,7 @@ struct Obj {
 }
 
 impl Obj {
-    fn create(s: &Scenario, ns: &str, kind: &'static Kind) -> Obj {
+    pub(crate) fn create(s: &Scenario, ns: &str, kind: &'static Kind) -> Obj {
         let object = fixture(kind.file);
         let status = object["status"].clone();
         let name = s
@@ -176,6 +177,52 @@ impl Obj {
             || self.exported(s).then_some(()),
         );
     }
+
+    /// Moves one condition to `status`/`reason` (with `message`) at `at`, as the controller
+    /// would, and writes the status.
+    fn transition(
+        &mut self,
+        s: &Scenario,
+        type_: &str,
+        [status, reason, message]: [&str; 3],
+        at: &str,
+    ) {
+        let c = self.condition_mut(type_);
+        c["status"] = json!(status);
+        c["reason"] = json!(reason);
+        c["message"] = json!(message);
+        c["lastTransitionTime"] = json!(at);
+        self.write_status(s);
+    }
+}
+
+/// The setup the tests share: a namespace of their own with one object of each of `kinds`
+/// (status written), then a watcher (default resources, that namespace) that has exported
+/// every one of them as written.
+fn scenario(prefix: &str, kinds: &[&'static Kind]) -> (Scenario, Vec<Obj>, Watcher) {
+    scenario_with(prefix, kinds, |_, _| {})
+}
+
+/// [`scenario`], with `prepare` run on the objects before the watcher starts.
+fn scenario_with(
+    prefix: &str,
+    kinds: &[&'static Kind],
+    prepare: impl FnOnce(&Scenario, &mut [Obj]),
+) -> (Scenario, Vec<Obj>, Watcher) {
+    let s = Scenario::new(prefix);
+    let mut objects: Vec<Obj> = kinds.iter().map(|k| Obj::create(&s, s.ns(), k)).collect();
+    prepare(&s, &mut objects);
+    let watcher = s.watcher().ready();
+    for obj in &objects {
+        obj.wait_exported(&s, VISIBLE_WITHIN);
+    }
+    (s, objects, watcher)
+}
+
+/// [`scenario`] with a single object.
+fn scenario_of_one(prefix: &str, kind: &'static Kind) -> (Scenario, Obj, Watcher) {
+    let (s, mut objects, watcher) = scenario(prefix, &[kind]);
+    (s, objects.remove(0), watcher)
 }
 
 fn text(v: &Value) -> String {
@@ -197,19 +244,43 @@ fn keys(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
 }
 
+/// The labels of a `<family>_status_condition` series as Prometheus stores it.
+fn condition_labels() -> BTreeSet<String> {
+    keys(&[
+        "__name__",
+        "cluster",
+        "instance",
+        "job",
+        "name",
+        "namespace",
+        "reason",
+        "status",
+        "type",
+    ])
+}
+
+/// The labels of a per-condition series without status and reason
+/// (`..._last_transition_timestamp_seconds`, `..._outdated`).
+fn per_type_labels() -> BTreeSet<String> {
+    keys(&[
+        "__name__",
+        "cluster",
+        "instance",
+        "job",
+        "name",
+        "namespace",
+        "type",
+    ])
+}
+
 // ---------------------------------------------------------------------------------------
 // a. every kind, exact names and labels
 // ---------------------------------------------------------------------------------------
 
 #[test]
 fn every_kind_exports_its_conditions_with_exact_names_and_labels() {
-    let s = Scenario::new("cond-kinds");
+    let (s, objects, mut watcher) = scenario("cond-kinds", &ALL);
     let ns = s.ns();
-    let objects: Vec<Obj> = ALL.iter().map(|k| Obj::create(&s, ns, k)).collect();
-    let mut watcher = s.watcher().ready();
-    for obj in &objects {
-        obj.wait_exported(&s, VISIBLE_WITHIN);
-    }
 
     // Exactly these families, per kind, and nothing else from these objects: no outdated
     // series (every observedGeneration is current), no seed series (no sidecar TLS).
@@ -231,26 +302,8 @@ fn every_kind_exports_its_conditions_with_exact_names_and_labels() {
     }
     assert_eq!(names, want, "metric names in {ns}");
 
-    let condition_labels = keys(&[
-        "__name__",
-        "cluster",
-        "instance",
-        "job",
-        "name",
-        "namespace",
-        "reason",
-        "status",
-        "type",
-    ]);
-    let time_labels = keys(&[
-        "__name__",
-        "cluster",
-        "instance",
-        "job",
-        "name",
-        "namespace",
-        "type",
-    ]);
+    let condition_labels = condition_labels();
+    let time_labels = per_type_labels();
     for (labels, value) in &all {
         assert_eq!(labels["job"], "sei-condition-watcher", "{labels:?}");
         assert_eq!(labels["instance"], watcher.instance, "{labels:?}");
@@ -272,35 +325,38 @@ fn every_kind_exports_its_conditions_with_exact_names_and_labels() {
 
     // Spot checks with literal names, so a wrong family or label name cannot hide behind
     // the generic comparison above.
-    let one = |q: &str| s.query_one(q);
-    assert_eq!(
-        one(&format!("seinode_status_condition{{namespace=\"{ns}\",name=\"validator-0\",type=\"SigningKeyReady\",status=\"True\",reason=\"SigningKeyValidated\"}}")),
-        Some(1.0)
-    );
-    assert_eq!(
-        one(&format!("seinode_status_condition{{namespace=\"{ns}\",name=\"validator-0\",type=\"OperatorKeyringReady\",status=\"True\",reason=\"OperatorKeyringValidated\"}}")),
-        Some(1.0)
-    );
-    assert_eq!(
-        one(&format!("seinode_status_condition_last_transition_timestamp_seconds{{namespace=\"{ns}\",name=\"validator-0\",type=\"NodeKeyReady\"}}")),
-        Some(seconds(&json!("2026-08-04T09:10:05Z")))
-    );
-    assert_eq!(
-        one(&format!("seinetwork_status_condition{{namespace=\"{ns}\",name=\"arctic-1\",type=\"NodesReady\",status=\"False\",reason=\"NodesInitializing\"}}")),
-        Some(1.0)
-    );
-    assert_eq!(
-        one(&format!("seinodetask_status_condition{{namespace=\"{ns}\",name=\"validator-0-image-v6-4-0\",type=\"Ready\",status=\"True\",reason=\"TaskComplete\"}}")),
-        Some(1.0)
-    );
-    assert_eq!(
-        one(&format!("seinodetaskworkflow_status_condition{{namespace=\"{ns}\",name=\"full-node-0-state-sync\",type=\"Adopted\",status=\"True\",reason=\"Adopted\"}}")),
-        Some(1.0)
-    );
-    assert_eq!(
-        one(&format!("seinodetaskworkflow_status_condition_last_transition_timestamp_seconds{{namespace=\"{ns}\",name=\"full-node-0-state-sync\",type=\"Failed\"}}")),
-        Some(seconds(&json!("2026-08-04T10:01:00Z")))
-    );
+    for (query, want) in [
+        (
+            format!("seinode_status_condition{{namespace=\"{ns}\",name=\"validator-0\",type=\"SigningKeyReady\",status=\"True\",reason=\"SigningKeyValidated\"}}"),
+            Some(1.0),
+        ),
+        (
+            format!("seinode_status_condition{{namespace=\"{ns}\",name=\"validator-0\",type=\"OperatorKeyringReady\",status=\"True\",reason=\"OperatorKeyringValidated\"}}"),
+            Some(1.0),
+        ),
+        (
+            format!("seinode_status_condition_last_transition_timestamp_seconds{{namespace=\"{ns}\",name=\"validator-0\",type=\"NodeKeyReady\"}}"),
+            Some(seconds(&json!("2026-08-04T09:10:05Z"))),
+        ),
+        (
+            format!("seinetwork_status_condition{{namespace=\"{ns}\",name=\"arctic-1\",type=\"NodesReady\",status=\"False\",reason=\"NodesInitializing\"}}"),
+            Some(1.0),
+        ),
+        (
+            format!("seinodetask_status_condition{{namespace=\"{ns}\",name=\"validator-0-image-v6-4-0\",type=\"Ready\",status=\"True\",reason=\"TaskComplete\"}}"),
+            Some(1.0),
+        ),
+        (
+            format!("seinodetaskworkflow_status_condition{{namespace=\"{ns}\",name=\"full-node-0-state-sync\",type=\"Adopted\",status=\"True\",reason=\"Adopted\"}}"),
+            Some(1.0),
+        ),
+        (
+            format!("seinodetaskworkflow_status_condition_last_transition_timestamp_seconds{{namespace=\"{ns}\",name=\"full-node-0-state-sync\",type=\"Failed\"}}"),
+            Some(seconds(&json!("2026-08-04T10:01:00Z"))),
+        ),
+    ] {
+        assert_eq!(s.query_one(&query), want, "{query}");
+    }
     // The SeiNode family holds both SeiNodes, and only them.
     let seinodes: BTreeSet<String> = s
         .query(&format!("seinode_status_condition{{namespace=\"{ns}\"}}"))
@@ -361,11 +417,7 @@ fn seed_seinode_keeps_its_metrics_and_also_gets_the_generic_series() {
 
 #[test]
 fn a_flipped_condition_moves_within_two_seconds() {
-    let s = Scenario::new("cond-flip");
-    let ns = s.ns();
-    let mut validator = Obj::create(&s, ns, &VALIDATOR);
-    let mut watcher = s.watcher().ready();
-    validator.wait_exported(&s, VISIBLE_WITHIN);
+    let (s, mut validator, mut watcher) = scenario_of_one("cond-flip", &VALIDATOR);
 
     let old =
         validator.condition_query("SigningKeyReady", Some("True"), Some("SigningKeyValidated"));
@@ -375,16 +427,16 @@ fn a_flipped_condition_moves_within_two_seconds() {
     assert_eq!(s.query_one(&old), Some(1.0));
 
     let flipped_at = now_rfc3339();
-    {
-        let c = validator.condition_mut("SigningKeyReady");
-        c["status"] = json!("False");
-        c["reason"] = json!("SigningKeyInvalid");
-        c["message"] = json!(
-            "Secret validator-0-priv-validator-key: priv_validator_key.json is not valid JSON"
-        );
-        c["lastTransitionTime"] = json!(flipped_at);
-    }
-    validator.write_status(&s);
+    validator.transition(
+        &s,
+        "SigningKeyReady",
+        [
+            "False",
+            "SigningKeyInvalid",
+            "Secret validator-0-priv-validator-key: priv_validator_key.json is not valid JSON",
+        ],
+        &flipped_at,
+    );
     // Measured from the acknowledged write (kubectl returned).
     let written = Instant::now();
     let (mut new_after, mut old_after) = (None, None);
@@ -460,11 +512,7 @@ fn a_flipped_condition_moves_within_two_seconds() {
 
 #[test]
 fn unknown_stays_unknown() {
-    let s = Scenario::new("cond-unknown");
-    let ns = s.ns();
-    let mut node = Obj::create(&s, ns, &FULL_NODE);
-    let mut watcher = s.watcher().ready();
-    node.wait_exported(&s, VISIBLE_WITHIN);
+    let (s, mut node, mut watcher) = scenario_of_one("cond-unknown", &FULL_NODE);
 
     // The fixture's SidecarReady is Unknown/Unreachable (upstream's probe error).
     assert_eq!(
@@ -478,14 +526,16 @@ fn unknown_stays_unknown() {
     );
 
     // True -> Unknown (StateSyncReady: a syncer source error) never passes through False.
-    {
-        let c = node.condition_mut("StateSyncReady");
-        c["status"] = json!("Unknown");
-        c["reason"] = json!("SyncerSourceError");
-        c["message"] = json!("listing state syncers: connection refused");
-        c["lastTransitionTime"] = json!(now_rfc3339());
-    }
-    node.write_status(&s);
+    node.transition(
+        &s,
+        "StateSyncReady",
+        [
+            "Unknown",
+            "SyncerSourceError",
+            "listing state syncers: connection refused",
+        ],
+        &now_rfc3339(),
+    );
     let any = node.condition_query("StateSyncReady", None, None);
     eventually(VISIBLE_WITHIN, "StateSyncReady Unknown", || {
         let series = s.query(&any);
@@ -511,14 +561,16 @@ fn unknown_stays_unknown() {
     }
 
     // And a real False is False (the query above could match one).
-    {
-        let c = node.condition_mut("SidecarReady");
-        c["status"] = json!("False");
-        c["reason"] = json!("NotReady");
-        c["message"] = json!("sidecar returned 503, re-issuing mark-ready");
-        c["lastTransitionTime"] = json!(now_rfc3339());
-    }
-    node.write_status(&s);
+    node.transition(
+        &s,
+        "SidecarReady",
+        [
+            "False",
+            "NotReady",
+            "sidecar returned 503, re-issuing mark-ready",
+        ],
+        &now_rfc3339(),
+    );
     eventually(VISIBLE_WITHIN, "SidecarReady False/NotReady", || {
         let series = s.query(&node.condition_query("SidecarReady", None, None));
         (series.len() == 1
@@ -535,18 +587,18 @@ fn unknown_stays_unknown() {
 
 #[test]
 fn outdated_while_observed_generation_lags_and_gone_when_current() {
-    let s = Scenario::new("cond-outdated");
+    let (s, mut objects, mut watcher) =
+        scenario_with("cond-outdated", &[&VALIDATOR], |s, objects| {
+            // One condition without observedGeneration: never outdated.
+            objects[0]
+                .condition_mut("Paused")
+                .as_object_mut()
+                .unwrap()
+                .remove("observedGeneration");
+            objects[0].write_status(s);
+        });
     let ns = s.ns();
-    let mut validator = Obj::create(&s, ns, &VALIDATOR);
-    // One condition without observedGeneration: never outdated.
-    validator
-        .condition_mut("Paused")
-        .as_object_mut()
-        .unwrap()
-        .remove("observedGeneration");
-    validator.write_status(&s);
-    let mut watcher = s.watcher().ready();
-    validator.wait_exported(&s, VISIBLE_WITHIN);
+    let mut validator = objects.remove(0);
 
     let outdated_all = format!(
         "{}{{{}}}",
@@ -606,18 +658,7 @@ fn outdated_while_observed_generation_lags_and_gone_when_current() {
         bumped.elapsed().as_secs_f64()
     ));
     let series = s.query(&outdated_all);
-    assert_eq!(
-        labels_of(&series),
-        keys(&[
-            "__name__",
-            "cluster",
-            "instance",
-            "job",
-            "name",
-            "namespace",
-            "type"
-        ])
-    );
+    assert_eq!(labels_of(&series), per_type_labels());
     assert_eq!(
         outdated("Paused"),
         None,
@@ -668,13 +709,8 @@ fn outdated_while_observed_generation_lags_and_gone_when_current() {
 
 #[test]
 fn deleted_objects_leave_no_series() {
-    let s = Scenario::new("cond-delete");
+    let (s, objects, mut watcher) = scenario("cond-delete", &ALL);
     let ns = s.ns();
-    let objects: Vec<Obj> = ALL.iter().map(|k| Obj::create(&s, ns, k)).collect();
-    let mut watcher = s.watcher().ready();
-    for obj in &objects {
-        obj.wait_exported(&s, VISIBLE_WITHIN);
-    }
     // Give the validator all three families: an outdated series too.
     let validator = &objects[0];
     s.stack().patch_merge(
@@ -858,20 +894,7 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
         Some(seconds(&json!("2026-08-04T13:05:00Z")))
     );
     let labels = s.query(&format!("widget_status_condition{{namespace=\"{ns}\"}}"));
-    assert_eq!(
-        labels_of(&labels),
-        keys(&[
-            "__name__",
-            "cluster",
-            "instance",
-            "job",
-            "name",
-            "namespace",
-            "reason",
-            "status",
-            "type"
-        ])
-    );
+    assert_eq!(labels_of(&labels), condition_labels());
     // The missing CRD: one clear line (not one per retry), the watcher keeps running, and
     // the error is counted.
     eventually(
@@ -951,170 +974,4 @@ fn resources_given_by_flag_and_a_missing_crd_picked_up_later() {
     assert_eq!(s.query_one(&widget_ready), Some(1.0));
     assert!(watcher.is_running());
     assert!(watcher.terminate().success());
-}
-
-// ---------------------------------------------------------------------------------------
-// g. check
-// ---------------------------------------------------------------------------------------
-
-/// Runs `sei-condition-watcher check -n NS`; returns the exit code, the rows
-/// (KIND, NAMESPACE, NAME, TYPE, STATUS, REASON) and the whole stdout.
-fn check(s: &Scenario, ns: &str) -> (Option<i32>, BTreeSet<[String; 6]>, String) {
-    let out = s.check(ns);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut rows = BTreeSet::new();
-    for line in stdout.lines() {
-        let cells: Vec<&str> = line.split_whitespace().collect();
-        if cells.len() < 2 || cells[1] != ns {
-            continue;
-        }
-        assert_eq!(
-            cells.len(),
-            7,
-            "KIND NAMESPACE NAME TYPE STATUS REASON SINCE: {line:?}\n{stdout}"
-        );
-        rows.insert(std::array::from_fn(|i| cells[i].to_owned()));
-    }
-    (out.status.code(), rows, stdout)
-}
-
-fn row(kind: &str, ns: &str, name: &str, type_: &str, status: &str, reason: &str) -> [String; 6] {
-    [kind, ns, name, type_, status, reason].map(str::to_owned)
-}
-
-#[test]
-fn check_lists_every_condition_needing_attention_across_kinds() {
-    let s = Scenario::new("cond-check");
-    let ns = s.ns();
-    for k in ALL {
-        Obj::create(&s, ns, k);
-    }
-    // A failed task (Failed latched True, Ready not seeded upstream) ...
-    s.create(TASK.resource, &failed_task());
-    // ... a validator whose signing key is invalid (a *Ready False) ...
-    let mut broken = fixture(VALIDATOR.file);
-    broken["metadata"]["name"] = json!("validator-1");
-    for (key, secret) in [
-        ("signingKey", "validator-1-priv-validator-key"),
-        ("nodeKey", "validator-1-node-key"),
-    ] {
-        broken["spec"]["validator"][key]["secret"]["secretName"] = json!(secret);
-    }
-    broken["spec"]["validator"]["operatorKeyring"]["secret"]["secretName"] =
-        json!("validator-1-operator-keyring");
-    broken["spec"]["validator"]["operatorKeyring"]["secret"]["passphraseSecretRef"]["secretName"] =
-        json!("validator-1-keyring-passphrase");
-    for c in broken["status"]["conditions"].as_array_mut().unwrap() {
-        if c["type"] == "SigningKeyReady" {
-            c["status"] = json!("False");
-            c["reason"] = json!("SigningKeyInvalid");
-        }
-        if c["type"] == "NodeUpdateInProgress" {
-            c["status"] = json!("True");
-            c["reason"] = json!("UpdateStarted");
-        }
-    }
-    s.create(VALIDATOR.resource, &broken);
-    // ... and a #258-era SeiNode with its TLS Secret missing (the seed's condition).
-    s.seinode_with("tls-0", "False", "TLSSecretNotFound");
-
-    let (code, rows, stdout) = check(&s, ns);
-    let want: BTreeSet<[String; 6]> = [
-        // full-node-0: the sidecar is unreachable (Unknown is not True) and a workflow runs.
-        row(
-            "SeiNode",
-            ns,
-            "full-node-0",
-            "SidecarReady",
-            "Unknown",
-            "Unreachable",
-        ),
-        row(
-            "SeiNode",
-            ns,
-            "full-node-0",
-            "WorkflowInProgress",
-            "True",
-            "WorkflowRunning",
-        ),
-        // validator-1: signing key invalid, an image update rolling out.
-        row(
-            "SeiNode",
-            ns,
-            "validator-1",
-            "SigningKeyReady",
-            "False",
-            "SigningKeyInvalid",
-        ),
-        row(
-            "SeiNode",
-            ns,
-            "validator-1",
-            "NodeUpdateInProgress",
-            "True",
-            "UpdateStarted",
-        ),
-        // tls-0: the seed's condition.
-        row(
-            "SeiNode",
-            ns,
-            "tls-0",
-            "SidecarTLSSecretReady",
-            "False",
-            "TLSSecretNotFound",
-        ),
-        // arctic-1: one node initializing.
-        row(
-            "SeiNetwork",
-            ns,
-            "arctic-1",
-            "NodesReady",
-            "False",
-            "NodesInitializing",
-        ),
-        // the failed task.
-        row(
-            "SeiNodeTask",
-            ns,
-            "full-node-0-restart",
-            "Failed",
-            "True",
-            "Timeout",
-        ),
-        // the running workflow: Ready is seeded False until it completes.
-        row(
-            "SeiNodeTaskWorkflow",
-            ns,
-            "full-node-0-state-sync",
-            "Ready",
-            "False",
-            "NotComplete",
-        ),
-    ]
-    .into_iter()
-    .collect();
-    let header = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    assert_eq!(
-        header.split_whitespace().collect::<Vec<_>>(),
-        [
-            "KIND",
-            "NAMESPACE",
-            "NAME",
-            "TYPE",
-            "STATUS",
-            "REASON",
-            "SINCE"
-        ],
-        "{stdout}"
-    );
-    assert_eq!(rows, want, "check rows:\n{stdout}");
-    assert_eq!(code, Some(1), "rows that need attention: exit 1\n{stdout}");
-
-    // Nothing that needs attention: exit 0, no rows.
-    let healthy = s.namespace("cond-check-ok");
-    Obj::create(&s, &healthy, &VALIDATOR);
-    Obj::create(&s, &healthy, &TASK);
-    let (code, rows, stdout) = check(&s, &healthy);
-    assert!(rows.is_empty(), "no rows expected:\n{stdout}");
-    assert_eq!(code, Some(0), "nothing needs attention: exit 0\n{stdout}");
 }

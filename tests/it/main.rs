@@ -18,6 +18,8 @@ mod alertmanager_inhibit;
 #[cfg(feature = "stack-tests")]
 mod api_server_lifecycle;
 #[cfg(feature = "stack-tests")]
+mod check;
+#[cfg(feature = "stack-tests")]
 mod cluster_identity;
 #[cfg(feature = "stack-tests")]
 mod conditions;

@@ -461,7 +461,7 @@ fn a_bad_label_selector_is_one_clear_line() {
     assert_eq!(w.admin_status("/livez"), 200, "the process keeps running");
 }
 
-/// The shutdown deadline (src/lib.rs SHUTDOWN_DEADLINE) plus the runtime's one second.
+/// The shutdown deadline (src/run.rs SHUTDOWN_DEADLINE) plus the runtime's one second.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(25 + 2);
 
 #[test]

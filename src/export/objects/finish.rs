@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::objects::{ExportKind, ObjectExporter, Sink};
+use super::{ExportKind, ObjectExporter, Sink};
 
 impl<S: Sink> ObjectExporter<S> {
     /// The last export before exiting, within `deadline`.
@@ -99,9 +99,9 @@ mod tests {
     use std::time::Duration;
 
     use super::FinalExport;
+    use crate::conditions::ConditionStatus::True;
+    use crate::export::objects::testkit::Harness;
     use crate::export::objects::{ExportKind, ObjectExporter, Sink};
-    use crate::export::testkit::Harness;
-    use crate::seinode::ConditionStatus::True;
 
     #[tokio::test]
     async fn the_final_export_sends_what_it_is_told() {
@@ -141,7 +141,7 @@ mod tests {
     struct Limited {
         refusals: usize,
         status: fn() -> tonic::Status,
-        recorder: crate::export::testkit::Recorder,
+        recorder: crate::export::objects::testkit::Recorder,
     }
 
     impl Sink for Limited {

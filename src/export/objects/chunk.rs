@@ -28,7 +28,8 @@ const ENVELOPE_BYTES: usize = 16 * 1024;
 
 impl Encoder {
     /// Encodes `updates` at time `now_nanos` into as few requests as the budget allows
-    /// (all at once: for tests and small exports; the exporter streams with [`Chunker`]).
+    /// (all at once, for the tests; the exporter streams with [`Chunker`]).
+    #[cfg(test)]
     pub fn encode(&self, updates: &[ObjectUpdate<'_>], now_nanos: u64) -> Vec<Chunk> {
         let mut chunker = self.chunker(now_nanos);
         let mut chunks: Vec<Chunk> = updates
@@ -108,12 +109,12 @@ impl Chunker<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::export::encode::tests::{encoder, gauge, key, metrics};
-    use crate::export::encode::ObjectUpdate;
-    use crate::export::series::Series;
+    use crate::conditions::ConditionStatus;
+    use crate::export::objects::encode::tests::{encoder, gauge, key, metrics};
+    use crate::export::objects::encode::ObjectUpdate;
+    use crate::export::objects::series::Series;
     use crate::index::ObjectKey;
     use crate::resource::ResourceSpec;
-    use crate::seinode::ConditionStatus;
 
     #[test]
     fn requests_stay_under_the_budget_and_objects_are_not_split() {

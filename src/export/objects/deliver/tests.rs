@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use crate::conditions::Condition;
+use crate::conditions::ConditionStatus::{self, *};
 use crate::export::names;
+use crate::export::objects::testkit::{labels, points, Harness, Point, Recorder};
 use crate::export::objects::{ExportKind, ObjectExporter, Sink};
-use crate::export::testkit::{labels, points, Harness, Point, Recorder};
 use crate::resource::ResourceId;
-use crate::seinode::ConditionStatus::{self, *};
 use crate::state::Shared;
 
 #[tokio::test]

@@ -12,8 +12,8 @@
 
 use std::sync::Arc;
 
+use crate::conditions::ConditionStatus;
 use crate::index::ObjectState;
-use crate::seinode::ConditionStatus;
 
 /// The identity of one series of an object (the object's own labels come from its key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

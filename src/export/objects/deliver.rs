@@ -18,11 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::debug;
 
 use super::encode::{Chunk, ObjectUpdate};
-use super::failures::Failing;
-use super::objects::{
-    ExportKind, ObjectExporter, Report, Sink, RETRY_FIRST_PAUSE, RETRY_MAX_PAUSE,
-};
 use super::series::{series_of, troubled_series_of, vanished};
+use super::{ExportKind, ObjectExporter, Report, Sink, RETRY_FIRST_PAUSE, RETRY_MAX_PAUSE};
+use crate::export::failures::Failing;
 use crate::index::ObjectState;
 
 impl<S: Sink> ObjectExporter<S> {
@@ -217,5 +215,4 @@ fn unix_nanos(t: SystemTime) -> u64 {
 }
 
 #[cfg(test)]
-#[path = "deliver_tests.rs"]
 mod tests;

@@ -2,8 +2,8 @@
 //! and the marker flag. The helpers here also serve the chunker's tests (`chunk.rs`).
 
 use super::*;
+use crate::conditions::ConditionStatus;
 use crate::resource::{ResourceId, ResourceSpec};
-use crate::seinode::ConditionStatus;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1 as proto;

@@ -9,10 +9,10 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1 as proto;
 
-use super::objects::{ObjectExporter, Sink};
-use crate::conditions::Condition;
+use super::{ObjectExporter, Sink};
+use crate::conditions::{Condition, ConditionStatus};
 use crate::resource::{ResourceId, ResourceSpec};
-use crate::seinode::{ConditionStatus, Verdict};
+use crate::seinode::Verdict;
 use crate::state::Shared;
 
 /// One point as the collector would receive it.

@@ -14,6 +14,8 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::Resource;
 
+mod instruments;
+
 use super::failures::{Failing, FailureLog};
 use super::SCOPE_NAME;
 use crate::state::Shared;
@@ -51,7 +53,7 @@ impl SelfMetrics {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
         );
-        let instruments = super::instruments::register(&meter, shared);
+        let instruments = instruments::register(&meter, shared);
         Self {
             provider,
             _instruments: instruments,

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::objects::{ObjectExporter, Sink};
 use super::series::{series_of, vanished, Series};
 use super::targets::Target;
+use super::{ObjectExporter, Sink};
 use crate::index::{ObjectKey, ObjectState};
 
 /// Prometheus' default lookback: a series not written for this long is no longer seen, so
@@ -105,9 +105,9 @@ impl<S: Sink> ObjectExporter<S> {
 
 #[cfg(test)]
 mod tests {
+    use crate::conditions::ConditionStatus::{False, True};
+    use crate::export::objects::testkit::{Harness, Point};
     use crate::export::objects::{ExportKind, Report};
-    use crate::export::testkit::{Harness, Point};
-    use crate::seinode::ConditionStatus::{False, True};
 
     #[tokio::test]
     async fn a_standby_sends_nothing_and_on_takeover_marks_what_changed_meanwhile() {

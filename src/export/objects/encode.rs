@@ -17,10 +17,10 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use prost::Message;
 
-pub use super::chunk::{Chunk, Chunker};
-use super::names;
+pub use super::chunk::Chunk;
 use super::series::Series;
 use super::wire;
+use crate::export::names;
 use crate::index::ObjectKey;
 use crate::resource::WatchedResource;
 
@@ -227,5 +227,4 @@ pub(super) fn points_of<'a>(
 }
 
 #[cfg(test)]
-#[path = "encode_tests.rs"]
 pub(super) mod tests;

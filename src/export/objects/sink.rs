@@ -8,8 +8,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResp
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
-use super::headers::Headers;
-use super::objects::Sink;
+use super::Sink;
+use crate::export::headers::Headers;
 
 /// Requests smaller than this go uncompressed, whatever `--otlp-compression` says: tonic
 /// builds a new compressor for every request, and setting up gzip's (zeroing its tables)
@@ -31,16 +31,20 @@ pub struct GrpcSink {
 }
 
 impl GrpcSink {
-    pub fn new(channel: Channel, timeout: Duration, compression: super::Compression) -> Self {
+    pub fn new(
+        channel: Channel,
+        timeout: Duration,
+        compression: crate::export::Compression,
+    ) -> Self {
         let plain = tonic::client::Grpc::new(channel)
             // The collector enforces its own receive limit; the watcher's requests are cut
             // below --max-request-bytes before they get here.
             .max_encoding_message_size(usize::MAX);
         let mut client = plain.clone();
         let encoding = match compression {
-            super::Compression::None => None,
-            super::Compression::Gzip => Some(tonic::codec::CompressionEncoding::Gzip),
-            super::Compression::Zstd => Some(tonic::codec::CompressionEncoding::Zstd),
+            crate::export::Compression::None => None,
+            crate::export::Compression::Gzip => Some(tonic::codec::CompressionEncoding::Gzip),
+            crate::export::Compression::Zstd => Some(tonic::codec::CompressionEncoding::Zstd),
         };
         if let Some(encoding) = encoding {
             // The collector answers in the request's encoding: accept it too.

@@ -27,10 +27,25 @@ use std::time::Duration;
 
 use tracing::info;
 
-use super::encode::Encoder;
-use super::failures::{Failing, FailureLog};
+pub mod chunk;
+mod deliver;
+pub mod encode;
+mod finish;
+pub mod series;
+pub mod sink;
+mod standby;
+mod targets;
+#[cfg(test)]
+mod testkit;
+mod wire;
+
+pub use finish::FinalExport;
+pub use sink::GrpcSink;
+
+use crate::export::failures::{Failing, FailureLog};
 use crate::index::{ObjectKey, ObjectState};
 use crate::state::Shared;
+use encode::Encoder;
 
 /// The least time between two change exports. A lone change leaves at once; the changes
 /// that arrive within this time after an export share the next one, so a burst of 1,000
@@ -118,7 +133,7 @@ pub struct ObjectExporter<S> {
     /// Keys of refused change exports, sent again with the next one.
     pub(super) retry: HashSet<ObjectKey>,
     /// On a standby: the states each object had before its last changes, for
-    /// [`LOOKBACK`](super::standby::LOOKBACK). The leader may have exported any of them, so
+    /// [`LOOKBACK`](standby::LOOKBACK). The leader may have exported any of them, so
     /// a takeover marks the series of all of them that are not current.
     pub(super) recent: HashMap<ObjectKey, Vec<(tokio::time::Instant, Arc<ObjectState>)>>,
     pub(super) failures: Arc<FailureLog>,
@@ -153,12 +168,13 @@ impl<S: Sink> ObjectExporter<S> {
         }
     }
 
-    /// Object series go out as `instance` (see [`super::encode::Encoder::set_instance`]).
+    /// Object series go out as `instance` (see [`encode::Encoder::set_instance`]).
     pub fn set_instance(&mut self, instance: &str) {
         self.encoder.set_instance(instance);
     }
 
-    /// Objects whose series were delivered.
+    /// Objects whose series were delivered (for the tests).
+    #[cfg(test)]
     pub fn delivered(&self) -> usize {
         self.delivered.len()
     }
@@ -233,9 +249,9 @@ mod tests {
 
     use super::COALESCE;
     use crate::conditions::Condition;
-    use crate::export::testkit::Harness;
+    use crate::conditions::ConditionStatus::{False, True};
+    use crate::export::objects::testkit::Harness;
     use crate::resource::ResourceId;
-    use crate::seinode::ConditionStatus::{False, True};
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_changes_costs_a_few_exports_and_a_lone_change_leaves_at_once() {
@@ -318,7 +334,7 @@ mod tests {
             );
             index.apply(key, state);
         }
-        exporter.export(crate::export::ExportKind::Changes).await;
+        exporter.export(super::ExportKind::Changes).await;
         assert_eq!(recorder.take().concat().len(), 600, "each new object once");
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
@@ -360,7 +376,7 @@ mod tests {
         let slices = 7;
         let mut markers = Vec::new();
         for slice in 0..slices {
-            let kind = crate::export::ExportKind::Refresh { slice, slices };
+            let kind = super::ExportKind::Refresh { slice, slices };
             markers.push(h.exporter.export(kind).await.markers);
         }
         assert_eq!(
@@ -389,7 +405,7 @@ mod tests {
             let slices = 60;
             let mut at = std::collections::HashMap::new();
             for slice in 0..slices {
-                let kind = crate::export::ExportKind::Refresh { slice, slices };
+                let kind = super::ExportKind::Refresh { slice, slices };
                 h.exporter.export(kind).await;
                 for p in h.recorder.take().concat() {
                     at.insert(p.labels["name"].clone(), slice as i64);
@@ -463,7 +479,7 @@ mod tests {
         for name in names {
             h.set(1, &name, &[("NodesReady", True, "AllReady")], None);
         }
-        h.exporter.export(crate::export::ExportKind::Changes).await;
+        h.exporter.export(super::ExportKind::Changes).await;
         h.recorder.take();
     }
 }

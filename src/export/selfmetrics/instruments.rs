@@ -7,8 +7,8 @@ use std::sync::Arc;
 use opentelemetry::metrics::{AsyncInstrument, Meter};
 use opentelemetry::KeyValue;
 
-use super::names;
-use crate::seinode::ConditionStatus;
+use crate::conditions::ConditionStatus;
+use crate::export::names;
 use crate::state::Shared;
 use crate::stats::{Counter, ExportStage, Label, ResourceStats};
 

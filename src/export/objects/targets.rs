@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use super::objects::{ExportKind, ObjectExporter, Sink};
+use super::{ExportKind, ObjectExporter, Sink};
 use crate::index::{ObjectKey, ObjectState};
 
 /// One object an export covers, with its current state (`None`: gone or withdrawn).
@@ -133,10 +133,10 @@ impl<S: Sink> ObjectExporter<S> {
 mod tests {
     use std::time::Duration;
 
+    use crate::conditions::ConditionStatus::{False, True};
+    use crate::export::objects::testkit::Harness;
     use crate::export::objects::ExportKind;
-    use crate::export::testkit::Harness;
     use crate::resource::ResourceId;
-    use crate::seinode::ConditionStatus::{False, True};
 
     #[tokio::test]
     async fn a_full_export_resends_every_value_and_a_change_export_only_what_changed() {
