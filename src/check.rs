@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use kube::api::ListParams;
 use kube::Client;
 
-use crate::conditions::{decode_conditions, Polarity};
+use crate::conditions::{decode_kept_conditions, Polarity};
 use crate::index::Scope;
 use crate::resource::WatchedResource;
 use crate::seinode::ConditionStatus;
@@ -78,6 +78,16 @@ async fn list_rows_bounded(
             if let Some(selector) = &config.label_selector {
                 params = params.labels(selector);
             }
+            if let Some(selector) = config.filters.field_selector() {
+                params = params.fields(&selector);
+            }
+            let types = config.filters.types_of(
+                config
+                    .resources
+                    .iter()
+                    .position(|r| r == spec)
+                    .unwrap_or(usize::MAX),
+            );
             let mut tokens = HashSet::new();
             for page_number in 1.. {
                 let page = match api.list(&params).await {
@@ -90,9 +100,20 @@ async fn list_rows_bounded(
                 };
                 listed.objects += page.items.len();
                 for object in &page.items {
-                    listed
-                        .rows
-                        .extend(rows_of(&resource, object, config.max_conditions));
+                    if object
+                        .metadata
+                        .namespace
+                        .as_deref()
+                        .is_some_and(|ns| !config.filters.keeps_namespace(ns))
+                    {
+                        continue;
+                    }
+                    listed.rows.extend(rows_of_kept(
+                        &resource,
+                        object,
+                        config.max_conditions,
+                        &|t| types.keeps(t),
+                    ));
                 }
                 let Some(token) = page.metadata.continue_.filter(|c| !c.is_empty()) else {
                     break;
@@ -130,6 +151,17 @@ async fn list_rows_bounded(
 /// The rows of one object: its conditions that need attention (of the `max` the watcher
 /// exports), a row saying how many it cuts, or one error row.
 pub fn rows_of(resource: &WatchedResource, object: &ObjectView, max: usize) -> Vec<Row> {
+    rows_of_kept(resource, object, max, &|_| true)
+}
+
+/// [`rows_of`] with the condition types `keep` accepts only (`--condition-types-allow`,
+/// `--condition-types-deny`: `check` leaves out what the watcher does not export).
+pub fn rows_of_kept(
+    resource: &WatchedResource,
+    object: &ObjectView,
+    max: usize,
+    keep: &dyn Fn(&str) -> bool,
+) -> Vec<Row> {
     // Named as the watch names it; an object the watch would skip is one error row.
     let identity = crate::watched::identity(resource, object);
     let (namespace, name) = identity.unwrap_or(("", "-"));
@@ -150,7 +182,7 @@ pub fn rows_of(resource: &WatchedResource, object: &ObjectView, max: usize) -> V
             None,
         )];
     }
-    match decode_conditions(&object.data, object.metadata.generation, max) {
+    match decode_kept_conditions(&object.data, object.metadata.generation, max, keep) {
         Err(e) => vec![row("-", "Error", &e.to_string(), None)],
         Ok(decoded) => {
             let mut rows: Vec<Row> = decoded

@@ -27,6 +27,8 @@
 //!   what is watched (resources, namespaces, selector) and how an object is named.
 //! - [`view`]: how objects are parsed off the wire: identity and the fields read.
 //! - [`conditions`]: the pure object → conditions function; [`seinode`]: the seed's verdict.
+//! - [`filters`]: condition types and namespaces left out; [`labels`]: the object labels
+//!   copied onto each object's info series.
 //! - [`index`]: the condition index (apply / delete / resync / read), pure and unit-tested.
 //! - [`watch`]: kube-runtime watchers feeding the index; bad objects are skipped, not fatal.
 //! - [`health`]: which watches fail and which resources are blind; [`lease`]: leader election.
@@ -50,8 +52,10 @@ pub mod conditions;
 pub mod config;
 mod error;
 pub mod export;
+pub mod filters;
 pub mod health;
 pub mod index;
+pub mod labels;
 pub mod lease;
 pub mod memory;
 pub mod resource;
@@ -73,7 +77,6 @@ pub use error::{Error, Stage};
 use crate::config::{CheckArgs, RunArgs};
 use crate::export::{ExportStage, FinalExport};
 use crate::state::Shared;
-use crate::watched::WatchConfig;
 
 /// How long the final object export may take after SIGTERM.
 pub const FINAL_EXPORT_DEADLINE: Duration = Duration::from_secs(15);
@@ -90,7 +93,6 @@ pub async fn run(
 ) -> Result<(), Error> {
     let RunArgs {
         kube,
-        scope,
         service_name,
         instance_id,
         cluster_name,
@@ -100,10 +102,7 @@ pub async fn run(
         ..
     } = &args;
     let export_config = args.export_config(&|var| std::env::var(var).ok())?;
-    let watch_config = WatchConfig {
-        list: args.initial_list.into(),
-        ..scope.watch_config()?
-    };
+    let watch_config = args.watch_config()?;
     if max_series.is_some() {
         warn!("--max-series no longer applies and is ignored: object series are never folded into an overflow series; remove the flag");
     }
@@ -135,6 +134,7 @@ pub async fn run(
     let listener = admin::bind(*admin_addr).await?;
 
     let shared = Arc::new(Shared::new(&watch_config.resources));
+    watch_config.start_up(&shared.stats);
     shared.index_mut().set_bounds(index::SeriesBounds {
         per_namespace: args.max_series_per_namespace,
         per_resource: args.max_series_per_resource,
