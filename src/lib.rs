@@ -318,6 +318,9 @@ pub async fn supervise<E: Unpin + std::future::Future>(
 pub async fn check(args: CheckArgs) -> Result<bool, Error> {
     let client = client::kube_client(&args.kube).await?;
     let config = args.scope.watch_config()?;
+    for (_, line) in config.filters.start_up_lines(&config.resources) {
+        eprintln!("filter: {line}");
+    }
     let listed = check::list_rows(client, &config).await?;
     for missing in &listed.not_served {
         eprintln!("{missing}: not served by this API server (CRD not installed); skipped");

@@ -233,6 +233,13 @@ fn check_honours_the_filters_and_a_contradiction_is_one_line() {
         "seinodes=SigningKeyReady",
     ]);
     assert_eq!(filtered.status.code(), Some(0), "{filtered:?}");
+    let said = String::from_utf8_lossy(&filtered.stderr);
+    assert!(
+        said.contains(
+            "filter: seinodes.sei.io: these condition types are not exported: SigningKeyReady"
+        ),
+        "check says what it leaves out: {said}"
+    );
     let both = run(&["-n", &ns, "--namespace-deny", "kube-system"]);
     assert_eq!(both.status.code(), Some(2), "{both:?}");
     let err = String::from_utf8_lossy(&both.stderr);
