@@ -246,3 +246,93 @@ fn check_honours_the_filters_and_a_contradiction_is_one_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("--namespace-deny and -n"), "{err}");
 }
+
+/// The routing example end to end: with `--metric-labels-allowlist seinodes=[team]`, the
+/// shipped SeiNodeSigningKeyNotReady page of a validator labelled `team=payments` reaches
+/// Alertmanager with `label_team="payments"`, and the page of a validator without the
+/// label still fires, without it (the rule's `or on (...)`).
+#[test]
+fn the_signing_key_page_carries_the_team_label_and_pages_without_it() {
+    const PAGE: &str = "SeiNodeSigningKeyNotReady";
+    // The rule's `for: 1m` on a terminal reason, evaluation, group_wait and the exports
+    // (tests/it/cluster_identity.rs uses the same bound).
+    const PAGE_WITHIN: Duration = Duration::from_secs(150);
+    let s = Scenario::new("labels-page");
+    let ns = s.ns().to_owned();
+    let broken = |name: &str, team: Option<&str>| {
+        let mut object = fixture("current/seinode-validator.yaml");
+        object["metadata"]["name"] = Value::from(name);
+        if let Some(team) = team {
+            object["metadata"]["labels"]["team"] = Value::from(team);
+        }
+        for c in object["status"]["conditions"].as_array_mut().unwrap() {
+            if c["type"] == "SigningKeyReady" {
+                c["status"] = Value::from("False");
+                c["reason"] = Value::from("SigningKeyInvalid");
+            }
+        }
+        s.stack()
+            .create_with_status(Some(&ns), "seinodes.sei.io", &object)
+    };
+    let with_team = broken("with-team", Some("payments"));
+    let without = broken("without-team", None);
+    let _watcher = s
+        .watcher()
+        .args(["--metric-labels-allowlist", "seinodes=[team]"])
+        .ready();
+    // And a watcher without the allowlist (no info series at all), in a namespace of its
+    // own: its validator pages all the same.
+    let plain_ns = s.namespace("labels-page-plain");
+    let mut object = fixture("current/seinode-validator.yaml");
+    for c in object["status"]["conditions"].as_array_mut().unwrap() {
+        if c["type"] == "SigningKeyReady" {
+            c["status"] = Value::from("False");
+            c["reason"] = Value::from("SigningKeyInvalid");
+        }
+    }
+    let plain = s
+        .stack()
+        .create_with_status(Some(&plain_ns), "seinodes.sei.io", &object);
+    let _plain_watcher = s
+        .watcher()
+        .cluster_wide()
+        .args(["-n", &plain_ns])
+        .instance(&format!("{plain_ns}-watcher"))
+        .ready();
+    let firing = |ns: &str| -> Vec<(String, Option<String>)> {
+        let mut pages: Vec<(String, Option<String>)> = seistack::notifications(Some(ns))
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == PAGE && a["status"] == "firing")
+            .map(|a| {
+                (
+                    a["labels"]["name"].as_str().unwrap_or_default().to_owned(),
+                    a["labels"]["label_team"].as_str().map(str::to_owned),
+                )
+            })
+            .collect();
+        pages.sort();
+        pages.dedup();
+        pages
+    };
+    let pages = eventually(
+        PAGE_WITHIN,
+        "the three pages at Alertmanager's receiver",
+        || {
+            let pages = firing(&ns);
+            (pages.len() >= 2 && !firing(&plain_ns).is_empty()).then_some(pages)
+        },
+    );
+    assert_eq!(firing(&plain_ns), vec![(plain, None)]);
+    assert_eq!(
+        pages,
+        vec![
+            (with_team.clone(), Some("payments".to_owned())),
+            (without.clone(), None)
+        ]
+    );
+    // Prometheus agrees: one alert per object, no second one without the label.
+    let alerts = s.query(&format!(
+        r#"ALERTS{{alertname="{PAGE}",alertstate="firing",namespace="{ns}"}}"#
+    ));
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+}
