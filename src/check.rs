@@ -11,8 +11,7 @@ use std::fmt::Write as _;
 use kube::api::ListParams;
 use kube::Client;
 
-use crate::conditions::ConditionStatus;
-use crate::conditions::{decode_conditions, Polarity};
+use crate::conditions::{decode_kept_conditions, ConditionStatus, Polarity};
 use crate::config::CheckArgs;
 use crate::index::Scope;
 use crate::resource::WatchedResource;
@@ -79,6 +78,16 @@ async fn list_rows_bounded(
             if let Some(selector) = &config.label_selector {
                 params = params.labels(selector);
             }
+            if let Some(selector) = config.filters.field_selector() {
+                params = params.fields(&selector);
+            }
+            let types = config.filters.types_of(
+                config
+                    .resources
+                    .iter()
+                    .position(|r| r == spec)
+                    .unwrap_or(usize::MAX),
+            );
             let mut tokens = HashSet::new();
             for page_number in 1.. {
                 let page = match api.list(&params).await {
@@ -91,9 +100,20 @@ async fn list_rows_bounded(
                 };
                 listed.objects += page.items.len();
                 for object in &page.items {
-                    listed
-                        .rows
-                        .extend(rows_of(&resource, object, config.max_conditions));
+                    if object
+                        .metadata
+                        .namespace
+                        .as_deref()
+                        .is_some_and(|ns| !config.filters.keeps_namespace(ns))
+                    {
+                        continue;
+                    }
+                    listed.rows.extend(rows_of_kept(
+                        &resource,
+                        object,
+                        config.max_conditions,
+                        &|t| types.keeps(t),
+                    ));
                 }
                 let Some(token) = page.metadata.continue_.filter(|c| !c.is_empty()) else {
                     break;
@@ -129,8 +149,21 @@ async fn list_rows_bounded(
 }
 
 /// The rows of one object: its conditions that need attention (of the `max` the watcher
-/// exports), a row saying how many it cuts, or one error row.
+/// exports), a row saying how many it cuts, or one error row. (`check` reads through
+/// [`rows_of_kept`], with the filters; this is it with none, for the tests.)
+#[cfg(test)]
 pub(crate) fn rows_of(resource: &WatchedResource, object: &ObjectView, max: usize) -> Vec<Row> {
+    rows_of_kept(resource, object, max, &|_| true)
+}
+
+/// [`rows_of`] with the condition types `keep` accepts only (`--condition-types-allow`,
+/// `--condition-types-deny`: `check` leaves out what the watcher does not export).
+pub(crate) fn rows_of_kept(
+    resource: &WatchedResource,
+    object: &ObjectView,
+    max: usize,
+    keep: &dyn Fn(&str) -> bool,
+) -> Vec<Row> {
     // Named as the watch names it; an object the watch would skip is one error row.
     let identity = crate::watched::identity(resource, object);
     let (namespace, name) = identity.unwrap_or(("", "-"));
@@ -151,7 +184,7 @@ pub(crate) fn rows_of(resource: &WatchedResource, object: &ObjectView, max: usiz
             None,
         )];
     }
-    match decode_conditions(&object.data, object.metadata.generation, max) {
+    match decode_kept_conditions(&object.data, object.metadata.generation, max, keep) {
         Err(e) => vec![row("-", "Error", &e.to_string(), None)],
         Ok(decoded) => {
             let mut rows: Vec<Row> = decoded
@@ -275,6 +308,9 @@ fn age(seconds: i64) -> String {
 pub async fn run(args: CheckArgs) -> Result<bool, Error> {
     let client = crate::client::kube_client(&args.kube).await?;
     let config = args.scope.watch_config()?;
+    for (_, line) in config.filters.start_up_lines(&config.resources) {
+        eprintln!("filter: {line}");
+    }
     let listed = list_rows(client, &config).await?;
     for missing in &listed.not_served {
         eprintln!("{missing}: not served by this API server (CRD not installed); skipped");

@@ -125,6 +125,9 @@ pub struct Decoded {
     pub skipped: Vec<ConditionError>,
     /// How many readable conditions were not exported because of the bound.
     pub truncated: usize,
+    /// How many typed entries a type filter left out (`crate::filters`): never decoded,
+    /// never counted against the bound.
+    pub filtered: usize,
 }
 
 /// The whole `status.conditions` could not be read.
@@ -177,11 +180,24 @@ impl ConditionError {
 
 /// Reads every condition of one object, keeping at most `max` (the ones that need
 /// attention first; `generation` tells which describe an older spec). Pure: no I/O, no
-/// clock.
+/// clock. (The watch and `check` read through [`decode_kept_conditions`], with the
+/// filters; this is it with none, for the tests.)
+#[cfg(test)]
 pub fn decode_conditions(
     object: &Value,
     generation: Option<i64>,
     max: usize,
+) -> Result<Decoded, ObjectError> {
+    decode_kept_conditions(object, generation, max, &|_| true)
+}
+
+/// [`decode_conditions`] of the types `keep` accepts only (a type filter); the others are
+/// counted in `filtered` and not read further, so they take no room under `max`.
+pub fn decode_kept_conditions(
+    object: &Value,
+    generation: Option<i64>,
+    max: usize,
+    keep: &dyn Fn(&str) -> bool,
 ) -> Result<Decoded, ObjectError> {
     let entries = match object.pointer("/status/conditions") {
         None | Some(Value::Null) => return Ok(Decoded::default()),
@@ -204,6 +220,10 @@ pub fn decode_conditions(
             }
         };
         if !seen.insert(type_) {
+            continue;
+        }
+        if !keep(type_) {
+            decoded.filtered += 1;
             continue;
         }
         let condition = decode_one(type_, entry, &mut decoded);

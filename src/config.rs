@@ -67,6 +67,20 @@ pub struct ScopeArgs {
     #[arg(long, value_name = "N", default_value_t = crate::conditions::MAX_CONDITIONS,
           value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1024), usize::from))]
     pub max_conditions_per_object: usize,
+    /// Export only these condition types of a resource: `RESOURCE=Type1,Type2`, RESOURCE
+    /// as --resource spells it (seinodes.sei.io=Ready,SigningKeyReady). Repeat for several
+    /// resources. Said at start-up; a left-out type the shipped rules page on is a warning.
+    /// `check` honours it too.
+    #[arg(long, value_name = "RESOURCE=TYPES", value_parser = crate::filters::TypesArg::parse_allow)]
+    pub condition_types_allow: Vec<crate::filters::TypesArg>,
+    /// Do not export these condition types of a resource: `RESOURCE=Type1,Type2`, as above.
+    /// A resource has an allow list or a deny list, not both.
+    #[arg(long, value_name = "RESOURCE=TYPES", value_parser = crate::filters::TypesArg::parse_deny)]
+    pub condition_types_deny: Vec<crate::filters::TypesArg>,
+    /// Do not watch this namespace (all namespaces are watched otherwise); repeat for
+    /// several. Cannot be given with -n. Said at start-up; `check` honours it too.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace_deny: Vec<String>,
 }
 
 impl ScopeArgs {
@@ -77,12 +91,22 @@ impl ScopeArgs {
             self.resources.clone()
         };
         crate::resource::check_specs(&resources).map_err(Error::Config)?;
+        let filters = crate::filters::Filters::new(
+            &resources,
+            &self.condition_types_allow,
+            &self.condition_types_deny,
+            &self.namespace_deny,
+            &self.namespaces,
+        )
+        .map_err(Error::Config)?;
         Ok(WatchConfig {
             resources,
             namespaces: self.namespaces.clone(),
             label_selector: self.label_selector.clone(),
             list: ListStrategy::default(),
             max_conditions: self.max_conditions_per_object,
+            filters: std::sync::Arc::new(filters),
+            allowlists: Vec::new(),
         })
     }
 }
@@ -138,6 +162,16 @@ pub struct RunArgs {
     pub kube: KubeArgs,
     #[command(flatten)]
     pub scope: ScopeArgs,
+    /// Object labels copied onto each object's info series `<family>_labels` as
+    /// `label_<key>` (kube-state-metrics' syntax): `RESOURCE=[key1,key2]`, several as
+    /// `seinodes=[team,chain],seinetworks=[team]`, RESOURCE as --resource spells it.
+    /// Repeatable. At most 16 keys per resource (labels and annotations); no `*`; values cut
+    /// at 128 bytes. Default: none, and no info series.
+    #[arg(long, value_name = "RESOURCE=[KEYS]", value_parser = crate::labels::AllowlistArg::parse_labels)]
+    pub metric_labels_allowlist: Vec<crate::labels::AllowlistArg>,
+    /// Object annotations copied onto the same info series as `annotation_<key>`, as above.
+    #[arg(long, value_name = "RESOURCE=[KEYS]", value_parser = crate::labels::AllowlistArg::parse_annotations)]
+    pub metric_annotations_allowlist: Vec<crate::labels::AllowlistArg>,
     /// How to get all objects at start and after a relist: `stream` (one streaming watch;
     /// falls back to `paged` by itself where the API server has WatchList off) or `paged`.
     #[arg(long, value_enum, value_name = "HOW", default_value_t = InitialList::Stream)]
@@ -288,6 +322,23 @@ fn parse_refresh(text: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
+    /// What the watch stage is given: the scope (with its filters), the list strategy and
+    /// the label allowlists.
+    pub fn watch_config(&self) -> Result<WatchConfig, Error> {
+        let scope = self.scope.watch_config()?;
+        let allowlists = crate::labels::allowlists(
+            &scope.resources,
+            &self.metric_labels_allowlist,
+            &self.metric_annotations_allowlist,
+        )
+        .map_err(Error::Config)?;
+        Ok(WatchConfig {
+            list: self.initial_list.into(),
+            allowlists,
+            ..scope
+        })
+    }
+
     /// The export flags as given; the export stage resolves them against the OpenTelemetry
     /// environment ([`crate::export::ExportFlags::resolve`]).
     pub fn export_flags(&self) -> ExportFlags {
@@ -377,6 +428,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("plural.group"), "{err}");
+    }
+
+    /// Issue 21 items 3 and 4: the flags reach the watch config (the run's and check's,
+    /// which share the scope flags), and a contradiction is one line naming the flags.
+    #[test]
+    fn filter_and_allowlist_flags_reach_the_watch_config() {
+        let config = parse(&[
+            "--condition-types-deny",
+            "seinodes=Paused",
+            "--namespace-deny",
+            "scratch",
+            "--metric-labels-allowlist",
+            "seinodes=[team],seinetworks=[chain]",
+            "--metric-annotations-allowlist",
+            "seinodes=[owner]",
+        ])
+        .run
+        .watch_config()
+        .unwrap();
+        assert!(!config.filters.types_of(0).keeps("Paused"));
+        assert!(!config.filters.keeps_namespace("scratch"));
+        assert_eq!(config.allowlists[0].labels[0].1, "label_team");
+        assert_eq!(config.allowlists[0].annotations[0].1, "annotation_owner");
+        assert_eq!(config.allowlists[1].labels[0].1, "label_chain");
+        assert!(parse(&[]).run.watch_config().unwrap().allowlists.is_empty());
+        let cli = parse(&[
+            "check",
+            "--condition-types-allow",
+            "seinodes=SigningKeyReady",
+        ]);
+        let Some(Command::Check(args)) = cli.command else {
+            panic!("not check")
+        };
+        let check = args.scope.watch_config().unwrap();
+        assert!(
+            !check.filters.types_of(0).keeps("Paused"),
+            "check honours it"
+        );
+        let err = parse(&["-n", "sei", "--namespace-deny", "kube-system"])
+            .run
+            .watch_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--namespace-deny and -n/--namespace"), "{err}");
+        assert!(!err.contains('\n'));
+        let err = Cli::try_parse_from(["x", "--metric-labels-allowlist", "seinodes=[*]"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("* is not supported"), "{err}");
     }
 
     #[test]

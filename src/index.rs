@@ -56,7 +56,18 @@ pub struct ObjectState {
     /// How many of its healthy conditions were refused because its namespace or resource
     /// was at its series bound ([`SeriesBounds`]).
     pub refused: u32,
+    /// How many of its condition entries a type filter left out (`--condition-types-allow`,
+    /// `--condition-types-deny`; `crate::filters`).
+    pub filtered: u32,
+    /// Its allowlisted labels and annotations, as the labels of its info series
+    /// (`label_team` -> value, sorted; `crate::labels`); `None` when its resource has no
+    /// allowlist. Not counted in [`Self::series_count`]: one series per object, it never
+    /// takes a condition's room under the series bounds.
+    pub info: Option<InfoLabels>,
 }
+
+/// The labels of an object's info series: (label name, value), sorted by name, interned.
+pub type InfoLabels = Arc<[(Arc<str>, Arc<str>)]>;
 
 /// Bounds on the series one namespace (all resources) and one resource (all namespaces)
 /// may have, so that a tenant writing objects with many conditions cannot grow the
@@ -267,7 +278,17 @@ impl ConditionIndex {
             truncated: 0,
             unreadable: 0,
             refused: 0,
+            filtered: 0,
+            info: None,
         }
+    }
+
+    /// Interns the labels of an info series (`crate::labels::Allowlist::copy`'s output).
+    pub fn info_labels(&mut self, labels: Vec<(String, String)>) -> InfoLabels {
+        labels
+            .into_iter()
+            .map(|(name, value)| (self.intern(&name), self.intern(&value)))
+            .collect()
     }
 
     /// Records the state of an object. Where its namespace or resource would go over its
@@ -347,6 +368,17 @@ impl ConditionIndex {
         for (key, state) in &self.objects {
             if let Some(n) = counts.get_mut(key.resource.0 as usize) {
                 *n += u64::from(state.refused);
+            }
+        }
+        counts
+    }
+
+    /// Condition entries left out by a type filter now, per resource.
+    pub fn count_filtered_by_resource(&self, resources: usize) -> Vec<u64> {
+        let mut counts = vec![0; resources];
+        for (key, state) in &self.objects {
+            if let Some(n) = counts.get_mut(key.resource.0 as usize) {
+                *n += u64::from(state.filtered);
             }
         }
         counts

@@ -28,6 +28,8 @@
 //! - [`view`]: how objects are parsed off the wire: identity and the fields read.
 //! - [`conditions`]: the condition vocabulary and the pure object → conditions function;
 //!   [`seinode`]: the seed's verdict, a special case built on it.
+//! - [`filters`]: condition types and namespaces left out; [`labels`]: the object labels
+//!   copied onto each object's info series.
 //! - [`index`]: the condition index (apply / delete / resync / read), pure and unit-tested.
 //! - [`watch`]: kube-runtime watchers feeding the index; bad objects are skipped, not fatal.
 //! - [`health`]: which watches fail and which resources are blind; [`lease`]: leader election.
@@ -56,8 +58,10 @@ pub(crate) mod conditions;
 pub mod config;
 mod error;
 pub mod export;
+pub(crate) mod filters;
 pub(crate) mod health;
 pub(crate) mod index;
+pub(crate) mod labels;
 pub(crate) mod lease;
 pub(crate) mod memory;
 pub(crate) mod resource;

@@ -202,6 +202,8 @@ pub struct WatchedResource {
     pub outdated_metric: String,
     /// `<family>_status_conditions_truncated`
     pub truncated_metric: String,
+    /// `<family>_labels`, the info series of allowlisted labels (`crate::labels`)
+    pub labels_metric: String,
     /// Whether this is the sei.io SeiNode, whose seed metrics (sidecar TLS) are also exported.
     pub is_seinode: bool,
 }
@@ -219,6 +221,7 @@ impl WatchedResource {
             since_metric: format!("{family}_status_condition_last_transition_timestamp_seconds"),
             outdated_metric: format!("{family}_status_condition_outdated"),
             truncated_metric: format!("{family}_status_conditions_truncated"),
+            labels_metric: format!("{family}_labels"),
             is_seinode: api.group == SEI_GROUP && api.kind == "SeiNode",
             family,
             api,

@@ -18,7 +18,6 @@ use crate::config::RunArgs;
 use crate::error::{Error, Stage};
 use crate::export::{ExportStage, FinalExport};
 use crate::state::Shared;
-use crate::watched::WatchConfig;
 use crate::{admin, client, cluster, export, index, lease, telemetry, watch};
 
 /// How long the final object export may take after SIGTERM.
@@ -36,7 +35,6 @@ pub async fn run(
 ) -> Result<(), Error> {
     let RunArgs {
         kube,
-        scope,
         service_name,
         instance_id,
         cluster_name,
@@ -46,10 +44,7 @@ pub async fn run(
         ..
     } = &args;
     let export_config = args.export_flags().resolve_from_environment()?;
-    let watch_config = WatchConfig {
-        list: args.initial_list.into(),
-        ..scope.watch_config()?
-    };
+    let watch_config = args.watch_config()?;
     if max_series.is_some() {
         warn!("--max-series no longer applies and is ignored: object series are never folded into an overflow series; remove the flag");
     }
@@ -59,6 +54,7 @@ pub async fn run(
     let listener = admin::bind(*admin_addr).await?;
 
     let shared = Arc::new(Shared::new(&watch_config.resources));
+    watch_config.start_up(&shared.stats);
     shared.index_mut().set_bounds(index::SeriesBounds {
         per_namespace: args.max_series_per_namespace,
         per_resource: args.max_series_per_resource,

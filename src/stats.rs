@@ -103,6 +103,9 @@ label! {
         WrongType = "wrong_type",
         InvalidType = "invalid_type",
         TooManyConditions = "too_many_conditions",
+        /// An allowlisted label or annotation value longer than `crate::labels::MAX_VALUE_LEN`:
+        /// copied cut onto the info series.
+        LabelValueTooLong = "label_value_too_long",
         /// An object without metadata.name (or metadata.namespace, if namespaced).
         Other = "other",
     }
@@ -193,6 +196,9 @@ pub struct Stats {
     /// Whether another live process with this replica's identity holds the leader-election
     /// Lease ([`crate::lease`]): a misconfiguration that leaves this one standing by.
     pub duplicate_identity: AtomicBool,
+    /// The configured filters: (resource label, or "" for the namespace deny list; filter;
+    /// entries), set once at start (`crate::filters::Filters::counts`).
+    pub filters: std::sync::OnceLock<Vec<(String, &'static str, u64)>>,
 }
 
 impl Stats {
@@ -204,6 +210,7 @@ impl Stats {
             exports: AtomicU64::new(0),
             staleness_markers: AtomicU64::new(0),
             duplicate_identity: AtomicBool::new(false),
+            filters: std::sync::OnceLock::new(),
         }
     }
 

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!   list page / watch event JSON ──serde──▶ ObjectView {
-//!       metadata: name, namespace, uid, resourceVersion, generation (not labels, managedFields, …)
+//!       metadata: name, namespace, uid, resourceVersion, generation, and only the
+//!                 allowlisted keys of labels and annotations (not managedFields, …)
 //!       data:     {"spec": {"sidecar": {"tls": …}},
 //!                  "status": {"conditions": […]}}                (not peers, plan, overrides, …)
 //!   }
@@ -19,7 +20,9 @@
 //! `decode_verdict` reports it for that one object.
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::RwLock;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ApiResource;
@@ -33,7 +36,8 @@ use serde_json::{Map, Value};
 /// object's size on the API server.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObjectView {
-    /// Only `name`, `namespace`, `uid`, `resourceVersion` and `generation` are filled.
+    /// Only `name`, `namespace`, `uid`, `resourceVersion` and `generation` are filled, and
+    /// `labels` and `annotations` with the keys given to [`keep_metadata_keys`] (if any).
     pub metadata: ObjectMeta,
     /// The picked subset of the object (see the module docs); a JSON object.
     pub data: Value,
@@ -64,8 +68,8 @@ impl<'de> Deserialize<'de> for ObjectView {
     }
 }
 
-/// The metadata fields the watcher uses; the rest of `metadata` (labels, annotations,
-/// managedFields: often larger than the status) is skipped.
+/// The metadata fields the watcher uses; the rest of `metadata` (managedFields: often larger
+/// than the status; labels and annotations that no allowlist names) is skipped.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MetaView {
@@ -74,6 +78,127 @@ struct MetaView {
     uid: Option<String>,
     resource_version: Option<String>,
     generation: Option<i64>,
+    #[serde(default, deserialize_with = "kept_labels")]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "kept_annotations")]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+/// The label and annotation keys kept while parsing (the union of every resource's
+/// allowlist; `crate::labels`). Process-wide because kube-runtime deserializes
+/// [`ObjectView`] itself, with no way to hand it a seed; written once at start, before any
+/// watch, by [`keep_metadata_keys`]. Empty (the default): labels and annotations are
+/// skipped as before, never allocated.
+static KEPT_KEYS: RwLock<KeptKeys> = RwLock::new(KeptKeys {
+    labels: BTreeSet::new(),
+    annotations: BTreeSet::new(),
+});
+
+struct KeptKeys {
+    labels: BTreeSet<String>,
+    annotations: BTreeSet<String>,
+}
+
+/// Keeps these label and annotation keys from now on (added to those kept already).
+pub fn keep_metadata_keys(
+    labels: impl IntoIterator<Item = String>,
+    annotations: impl IntoIterator<Item = String>,
+) {
+    let mut kept = KEPT_KEYS.write().unwrap_or_else(|e| e.into_inner());
+    kept.labels.extend(labels);
+    kept.annotations.extend(annotations);
+}
+
+fn kept_labels<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    d.deserialize_any(KeptMap(|k| &k.labels))
+}
+
+fn kept_annotations<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    d.deserialize_any(KeptMap(|k| &k.annotations))
+}
+
+/// Reads a string map keeping only the keys in one of [`KEPT_KEYS`]' sets; anything else
+/// (other keys, a value that is not a string, a map that is not a map) is skipped.
+struct KeptMap(fn(&KeptKeys) -> &BTreeSet<String>);
+
+impl<'de> Visitor<'de> for KeptMap {
+    type Value = Option<BTreeMap<String, String>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of strings")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let kept = KEPT_KEYS.read().unwrap_or_else(|e| e.into_inner());
+        let keys = (self.0)(&kept);
+        let mut out = BTreeMap::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if keys.contains(key.as_ref()) {
+                if let StringOrNot::String(value) = map.next_value()? {
+                    out.insert(key.into_owned(), value);
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+/// A map value: a string is kept, anything else skipped.
+enum StringOrNot {
+    String(String),
+    Not,
+}
+
+impl<'de> Deserialize<'de> for StringOrNot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let one_level = Bounded {
+            pick: None,
+            depth: 1,
+        };
+        match one_level.deserialize(d)? {
+            Value::String(s) if s != TOO_DEEP => Ok(StringOrNot::String(s)),
+            _ => Ok(StringOrNot::Not),
+        }
+    }
 }
 
 struct ViewVisitor;
@@ -99,6 +224,8 @@ impl<'de> Visitor<'de> for ViewVisitor {
                     uid: meta.uid,
                     resource_version: meta.resource_version,
                     generation: meta.generation,
+                    labels: meta.labels,
+                    annotations: meta.annotations,
                     ..ObjectMeta::default()
                 };
             } else if let Some(pick) = field(&PICKED, &key) {
@@ -436,6 +563,41 @@ mod tests {
         assert!(
             matches!(event, kube::core::WatchEvent::Modified(o) if o.metadata.name.as_deref() == Some("poison"))
         );
+    }
+
+    /// Only the allowlisted label and annotation keys are kept (keys of this test's own,
+    /// so that tests running beside it are not affected: the set is process-wide); a
+    /// value that is not a string, or labels that are not a map, are skipped.
+    #[test]
+    fn keeps_only_the_allowlisted_metadata_keys() {
+        keep_metadata_keys(
+            ["view-test/team".to_owned()],
+            ["view-test/owner".to_owned()],
+        );
+        let mut object = realistic(json!({}));
+        object["metadata"]["labels"] =
+            json!({"view-test/team": "infra", "view-test/other": "x", "team": "y"});
+        object["metadata"]["annotations"] = json!({"view-test/owner": "alice", "view-test/team": "not an annotation key", "big": "z".repeat(1000)});
+        let view: ObjectView = serde_json::from_value(object.clone()).unwrap();
+        assert_eq!(
+            view.metadata.labels,
+            Some([("view-test/team".to_owned(), "infra".to_owned())].into())
+        );
+        assert_eq!(
+            view.metadata.annotations,
+            Some([("view-test/owner".to_owned(), "alice".to_owned())].into())
+        );
+        for odd in [
+            json!({"view-test/team": 5}),
+            json!(["a"]),
+            json!("s"),
+            Value::Null,
+        ] {
+            object["metadata"]["labels"] = odd.clone();
+            let view: ObjectView = serde_json::from_value(object.clone()).unwrap();
+            assert_eq!(view.metadata.labels, None, "{odd}");
+            assert_eq!(view.metadata.name.as_deref(), Some("rpc-0"), "{odd}");
+        }
     }
 
     #[test]

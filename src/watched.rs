@@ -4,7 +4,11 @@
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
+use std::sync::Arc;
+
+use crate::filters::Filters;
 use crate::index::Scope;
+use crate::labels::Allowlist;
 use crate::resource::{ResourceSpec, WatchedResource};
 use crate::view::ObjectView;
 
@@ -39,6 +43,11 @@ pub struct WatchConfig {
     pub list: ListStrategy,
     /// Conditions exported per object (`--max-conditions-per-object`).
     pub max_conditions: usize,
+    /// What is left out: condition types per resource, namespaces (`crate::filters`).
+    pub filters: Arc<Filters>,
+    /// Labels and annotations copied onto each resource's info series, by position
+    /// (`crate::labels`); empty when none.
+    pub allowlists: Vec<Allowlist>,
 }
 
 impl Default for WatchConfig {
@@ -49,11 +58,44 @@ impl Default for WatchConfig {
             label_selector: None,
             list: ListStrategy::default(),
             max_conditions: crate::conditions::MAX_CONDITIONS,
+            filters: Arc::default(),
+            allowlists: Vec::new(),
         }
     }
 }
 
 impl WatchConfig {
+    /// Says at start-up what is left out and what is copied (one line each; a filter that
+    /// leaves out a type the shipped rules page on is a warning), and makes the parser keep
+    /// the allowlisted label and annotation keys.
+    pub fn start_up(&self, stats: &crate::stats::Stats) {
+        let counts = self.filters.counts().into_iter().map(|(at, filter, n)| {
+            let resource = at
+                .and_then(|at| self.resources.get(at))
+                .map_or_else(String::new, |r| r.label());
+            (resource, filter, n)
+        });
+        let _ = stats.filters.set(counts.collect());
+        for (pages, line) in self.filters.start_up_lines(&self.resources) {
+            if pages {
+                tracing::warn!("filter: {line}");
+            } else {
+                tracing::info!("filter: {line}");
+            }
+        }
+        for line in crate::labels::start_up_lines(&self.resources, &self.allowlists) {
+            tracing::info!("labels: {line}");
+        }
+        crate::view::keep_metadata_keys(
+            self.allowlists
+                .iter()
+                .flat_map(|a| a.labels.iter().map(|(k, _)| k.clone())),
+            self.allowlists
+                .iter()
+                .flat_map(|a| a.annotations.iter().map(|(k, _)| k.clone())),
+        );
+    }
+
     /// One scope per watch of a namespaced resource.
     pub fn scopes(&self) -> Vec<Scope> {
         if self.namespaces.is_empty() {
@@ -94,6 +136,10 @@ impl WatchConfig {
         let config = match strategy {
             ListStrategy::Stream => base.streaming_lists(),
             ListStrategy::Paged => base.page_size(LIST_PAGE_SIZE),
+        };
+        let config = match &self.filters.field_selector() {
+            Some(selector) => config.fields(selector),
+            None => config,
         };
         match &self.label_selector {
             Some(selector) => config.labels(selector),

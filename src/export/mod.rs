@@ -81,30 +81,37 @@ pub mod names {
     pub const UNREADABLE: &str = "sei_condition_watcher_unreadable_condition_objects";
     pub const REFUSED: &str = "sei_condition_watcher_refused_conditions";
     pub const DUPLICATE_IDENTITY: &str = "sei_condition_watcher_duplicate_identity";
+    pub const FILTERS: &str = "sei_condition_watcher_filters";
+    pub const FILTERED: &str = "sei_condition_watcher_filtered_conditions";
 
-    /// The object families of the default resources, as they arrive in Prometheus.
-    pub const SEI_FAMILIES: [&str; 16] = [
+    /// The object families of the default resources, as they arrive in Prometheus
+    /// (`<family>_labels` only with `--metric-labels-allowlist`).
+    pub const SEI_FAMILIES: [&str; 20] = [
         "seinode_status_condition",
         "seinode_status_condition_last_transition_timestamp_seconds",
         "seinode_status_condition_outdated",
         "seinode_status_conditions_truncated",
+        "seinode_labels",
         "seinetwork_status_condition",
         "seinetwork_status_condition_last_transition_timestamp_seconds",
         "seinetwork_status_condition_outdated",
         "seinetwork_status_conditions_truncated",
+        "seinetwork_labels",
         "seinodetask_status_condition",
         "seinodetask_status_condition_last_transition_timestamp_seconds",
         "seinodetask_status_condition_outdated",
         "seinodetask_status_conditions_truncated",
+        "seinodetask_labels",
         "seinodetaskworkflow_status_condition",
         "seinodetaskworkflow_status_condition_last_transition_timestamp_seconds",
         "seinodetaskworkflow_status_condition_outdated",
         "seinodetaskworkflow_status_conditions_truncated",
+        "seinodetaskworkflow_labels",
     ];
 
     /// Every metric the watcher exports with the default resources (docs/metrics.md
     /// documents each; tests/docs.rs checks).
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 21] = [
         READY,
         STATUS,
         LAST_TRANSITION,
@@ -124,6 +131,8 @@ pub mod names {
         UNREADABLE,
         REFUSED,
         DUPLICATE_IDENTITY,
+        FILTERS,
+        FILTERED,
     ];
 }
 

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::errors::{classify, explain, process_wide_line_due, status_code};
 use super::{Readiness, ERROR_LOG_INTERVAL};
-use crate::conditions::decode_conditions;
+use crate::conditions::decode_kept_conditions;
 use crate::index::{Change, Scope};
 use crate::resource::{ResourceId, WatchedResource};
 use crate::seinode::decode_verdict;
@@ -89,6 +89,10 @@ pub struct ScopeHandler {
     decode_warned: std::cell::RefCell<std::collections::HashMap<(String, String), Instant>>,
     /// Conditions exported per object (`--max-conditions-per-object`).
     max_conditions: usize,
+    /// What is left out: this resource's type filter, denied namespaces (`crate::filters`).
+    filters: Arc<crate::filters::Filters>,
+    /// The labels and annotations copied onto this resource's info series, if any.
+    allowlist: Option<crate::labels::Allowlist>,
 }
 
 impl ScopeHandler {
@@ -111,7 +115,21 @@ impl ScopeHandler {
             last_error: None,
             decode_warned: Default::default(),
             max_conditions: crate::conditions::MAX_CONDITIONS,
+            filters: Default::default(),
+            allowlist: None,
         }
+    }
+
+    /// Leaves out what `filters` say, and copies `allowlist`'s keys onto the info series
+    /// (an empty allowlist: no info series).
+    pub fn with_filters_and_labels(
+        mut self,
+        filters: Arc<crate::filters::Filters>,
+        allowlist: Option<crate::labels::Allowlist>,
+    ) -> Self {
+        self.filters = filters;
+        self.allowlist = allowlist.filter(|a| !a.is_empty());
+        self
     }
 
     /// Exports at most `max` conditions per object (the default is
@@ -201,9 +219,24 @@ impl ScopeHandler {
             );
             return;
         };
+        if !self.filters.keeps_namespace(namespace) {
+            // Left out by --namespace-deny (the watch's field selector already does; this
+            // holds whatever the server sends).
+            return;
+        }
         // Decoding happens before the lock is taken: the lock only guards a map insert.
         let generation = object.metadata.generation;
-        let conditions = decode_conditions(&object.data, generation, self.max_conditions);
+        let types = self.filters.types_of(self.id.0 as usize);
+        let conditions =
+            decode_kept_conditions(&object.data, generation, self.max_conditions, &|t| {
+                types.keeps(t)
+            });
+        let info = self.allowlist.as_ref().map(|a| {
+            a.copy(
+                object.metadata.labels.as_ref(),
+                object.metadata.annotations.as_ref(),
+            )
+        });
         let tls = self
             .resource
             .is_seinode
@@ -240,6 +273,12 @@ impl ScopeHandler {
         };
         let mut state = index.state(generation, decoded.conditions, tls);
         state.truncated = u32::try_from(decoded.truncated).unwrap_or(u32::MAX);
+        state.filtered = u32::try_from(decoded.filtered).unwrap_or(u32::MAX);
+        let mut cut_values = 0;
+        if let Some((labels, cut)) = info {
+            state.info = Some(index.info_labels(labels));
+            cut_values = cut;
+        }
         let previous = index.get(&key).cloned();
         state.carry_unreadable(
             previous.as_deref(),
@@ -254,6 +293,22 @@ impl ScopeHandler {
         let change = index.apply(key, state);
         drop(index);
         let mut problems: Vec<String> = Vec::new();
+        if cut_values > 0 {
+            self.stats()
+                .decode_errors
+                .inc(DecodeErrorKind::LabelValueTooLong);
+            self.decode_warning(
+                namespace,
+                name,
+                format_args!(
+                    "{} {namespace}/{name} has {cut_values} allowlisted label or annotation \
+                     values longer than {} bytes: copied cut onto its info series; shorten them \
+                     or take the key out of the allowlist",
+                    self.resource.api.kind,
+                    crate::labels::MAX_VALUE_LEN
+                ),
+            );
+        }
         for skipped in &decoded.skipped {
             self.stats().decode_errors.inc(skipped.kind());
             problems.push(skipped.to_string());

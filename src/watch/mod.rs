@@ -215,7 +215,11 @@ async fn run_scope(
 ) {
     let api = config.api(client, &resource, &scope);
     let mut handler = ScopeHandler::new(id, resource, scope, shared, readiness)
-        .with_max_conditions(config.max_conditions);
+        .with_max_conditions(config.max_conditions)
+        .with_filters_and_labels(
+            config.filters.clone(),
+            config.allowlists.get(id.0 as usize).cloned(),
+        );
     if config.list == ListStrategy::Stream {
         let stream =
             watcher(api.clone(), config.watcher_config(ListStrategy::Stream)).default_backoff();

@@ -670,3 +670,6 @@ async fn a_status_with_thousands_of_bad_entries_is_one_bounded_line() {
         lines[0]
     );
 }
+
+#[path = "filter_tests.rs"]
+mod filter_tests;

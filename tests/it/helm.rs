@@ -593,3 +593,54 @@ fn helm_install_runs_the_watcher_with_what_it_renders() {
         assert!(ok, "helm uninstall ({variant}): {err}");
     }
 }
+
+/// The labels and filters values render flags the watcher accepts as meant (issue 21,
+/// items 3 and 4); their defaults render none (helm_template_with_defaults_is_kubectl_kustomize_deploy).
+#[test]
+fn helm_template_renders_the_label_allowlists_and_filters() {
+    let objects = by_key(render(&[
+        "--set-json",
+        r#"watch.labelsAllowlist={"seinodes.sei.io":["team","sei.io/chain"]}"#,
+        "--set-json",
+        r#"watch.annotationsAllowlist={"seinodes.sei.io":["owner"]}"#,
+        "--set-json",
+        r#"watch.conditionTypesDeny={"seinodes.sei.io":["Paused","Adopted"]}"#,
+        "--set-json",
+        r#"watch.conditionTypesAllow={"seinodetasks.sei.io":["Failed"]}"#,
+        "--set-json",
+        r#"watch.namespacesDeny=["scratch"]"#,
+    ]));
+    let deployment = objects
+        .iter()
+        .filter(|((kind, _, _), _)| kind == "Deployment")
+        .map(|(_, d)| d)
+        .find(|d| {
+            d["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["name"] == "watcher"))
+        })
+        .expect("the watcher Deployment");
+    let args: Vec<String> = strings(&watcher_container(deployment)["args"])
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    for flag in [
+        "--metric-labels-allowlist=seinodes.sei.io=[team,sei.io/chain]",
+        "--metric-annotations-allowlist=seinodes.sei.io=[owner]",
+        "--condition-types-deny=seinodes.sei.io=Paused,Adopted",
+        "--condition-types-allow=seinodetasks.sei.io=Failed",
+        "--namespace-deny=scratch",
+    ] {
+        assert!(args.iter().any(|a| a == flag), "{flag} not in {args:?}");
+    }
+    use clap::Parser;
+    let cli = sei_condition_watcher::config::Cli::try_parse_from(
+        std::iter::once("sei-condition-watcher".to_owned()).chain(args),
+    )
+    .expect("the watcher accepts the rendered flags");
+    let config = cli.run.watch_config().expect("a valid watch config");
+    assert_eq!(config.allowlists[0].labels.len(), 2);
+    assert!(!config.filters.types_of(0).keeps("Paused"));
+    assert!(!config.filters.types_of(2).keeps("Complete"));
+    assert!(!config.filters.keeps_namespace("scratch"));
+}

@@ -39,6 +39,8 @@ mod helm;
 #[cfg(feature = "stack-tests")]
 mod image;
 #[cfg(feature = "stack-tests")]
+mod labels_filters;
+#[cfg(feature = "stack-tests")]
 mod lease;
 mod odd_inputs;
 mod otlp_auth;

@@ -135,6 +135,7 @@ impl Builder {
         wire::point(
             &mut self.metrics[at].points,
             point.labels(),
+            point.extra(),
             now_nanos,
             point.value,
         );
@@ -150,6 +151,8 @@ pub(super) struct PointOf<'a> {
     pub(super) unit: &'static str,
     labels: [(&'static str, &'a str); 6],
     count: usize,
+    /// The info series' copied labels (`Series::Info`); empty for every other series.
+    extra: &'a [(std::sync::Arc<str>, std::sync::Arc<str>)],
     pub(super) value: Option<i64>,
 }
 
@@ -158,9 +161,13 @@ impl<'a> PointOf<'a> {
         &self.labels[..self.count]
     }
 
+    pub(super) fn extra(&self) -> &'a [(std::sync::Arc<str>, std::sync::Arc<str>)] {
+        self.extra
+    }
+
     /// Size of the point as a `data_points` entry.
     pub(super) fn encoded_len(&self) -> usize {
-        wire::field_len(wire::point_len(self.labels(), self.value))
+        wire::field_len(wire::point_len(self.labels(), self.extra, self.value))
     }
 }
 
@@ -185,6 +192,7 @@ pub(super) fn points_of<'a>(
             labels[count] = (key, value);
             count += 1;
         };
+        let mut extra: &'a [(std::sync::Arc<str>, std::sync::Arc<str>)] = &[];
         let (metric, unit): (&str, &'static str) = match series {
             Series::Condition {
                 type_,
@@ -212,6 +220,10 @@ pub(super) fn points_of<'a>(
                 (names::STATUS, "")
             }
             Series::TlsSince => (names::LAST_TRANSITION, "s"),
+            Series::Info { labels } => {
+                extra = labels;
+                (&r.labels_metric, "")
+            }
         };
         if let Some(cluster) = cluster {
             add("cluster", cluster);
@@ -221,6 +233,7 @@ pub(super) fn points_of<'a>(
             unit,
             labels,
             count,
+            extra,
             value,
         }
     })

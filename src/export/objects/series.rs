@@ -7,13 +7,14 @@
 //!                     <family>_status_condition_last_transition_timestamp_seconds{type}  (if set)
 //!                     <family>_status_condition_outdated{type} generation - observedGeneration  (if > 0)
 //!     per object:     <family>_status_conditions_truncated  conditions cut by the bound  (if > 0)
+//!                     <family>_labels{label_<key>,annotation_<key>} 1  (allowlisted resources)
 //!     SeiNode seed:   seinode_sidecar_tls_secret_ready / _status{status,reason} / _last_transition_...
 //! ```
 
 use std::sync::Arc;
 
 use crate::conditions::ConditionStatus;
-use crate::index::ObjectState;
+use crate::index::{InfoLabels, ObjectState};
 
 /// The identity of one series of an object (the object's own labels come from its key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +41,10 @@ pub enum Series {
     },
     /// `seinode_sidecar_tls_secret_last_transition_timestamp_seconds`
     TlsSince,
+    /// `<family>_labels{label_<key>=...,annotation_<key>=...}`: the object's allowlisted
+    /// labels and annotations (`crate::labels`). Its identity is every pair, so a changed
+    /// value is a new series and the old one is marked stale, like a condition's pair.
+    Info { labels: InfoLabels },
 }
 
 /// Every series of `state` with its value. `seed` adds the sidecar-TLS series (SeiNodes).
@@ -89,6 +94,14 @@ pub fn series_of(state: &ObjectState, seed: bool) -> Vec<(Series, i64)> {
             out.push((Series::TlsSince, since));
         }
     }
+    if let Some(labels) = &state.info {
+        out.push((
+            Series::Info {
+                labels: labels.clone(),
+            },
+            1,
+        ));
+    }
     out
 }
 
@@ -111,7 +124,7 @@ pub fn troubled_series_of(state: &ObjectState, seed: bool) -> Vec<(Series, i64)>
         .tls
         .as_ref()
         .is_some_and(|v| v.status != ConditionStatus::True);
-    series_of(state, seed)
+    let mut kept: Vec<(Series, i64)> = series_of(state, seed)
         .into_iter()
         .filter(|(series, _)| match series {
             Series::Condition { type_, .. }
@@ -120,8 +133,20 @@ pub fn troubled_series_of(state: &ObjectState, seed: bool) -> Vec<(Series, i64)>
             Series::TlsReady | Series::TlsStatus { .. } | Series::TlsSince => tls_troubled,
             // A cut list is a ticket of its own, whoever holds it.
             Series::Truncated => true,
+            Series::Info { .. } => false,
         })
-        .collect()
+        .collect();
+    // The info series lingers with the object's troubled series: a page that joins it
+    // (for its route) must keep the same labels, not turn into another alert.
+    if let (false, Some(labels)) = (kept.is_empty(), &state.info) {
+        kept.push((
+            Series::Info {
+                labels: labels.clone(),
+            },
+            1,
+        ));
+    }
+    kept
 }
 
 /// The series of `old` that `new` no longer has: what must be marked stale.

@@ -14,6 +14,8 @@
 //! bytes here, in the field order prost uses, so the bytes are the same as prost's (the
 //! tests compare them).
 
+use std::sync::Arc;
+
 /// A field of wire type 2 (length-delimited), for field numbers below 16: one tag byte.
 const fn len_tag(field: u8) -> u8 {
     (field << 3) | 2
@@ -67,24 +69,38 @@ fn attribute_body_len(key: &str, value: &str) -> usize {
 
 /// Size of a `NumberDataPoint` with these labels: a value if `Some`, else a staleness
 /// marker (no value, flags = no recorded value).
-pub(super) fn point_len(labels: &[(&str, &str)], value: Option<i64>) -> usize {
+pub(super) fn point_len(
+    labels: &[(&str, &str)],
+    extra: &[(Arc<str>, Arc<str>)],
+    value: Option<i64>,
+) -> usize {
     let attributes: usize = labels
         .iter()
+        .copied()
+        .chain(extra.iter().map(|(k, v)| (&**k, &**v)))
         .map(|(k, v)| field_len(attribute_body_len(k, v)))
         .sum();
     9 + if value.is_some() { 9 } else { 2 } + attributes
 }
 
-/// Writes one `data_points` entry of a `Gauge`: tag, length and the point.
-pub(super) fn point(buf: &mut Vec<u8>, labels: &[(&str, &str)], time: u64, value: Option<i64>) {
-    open(buf, FIRST, point_len(labels, value));
+/// Writes one `data_points` entry of a `Gauge`: tag, length and the point; its attributes
+/// are `labels`, then `extra` (the info series' copied labels).
+pub(super) fn point(
+    buf: &mut Vec<u8>,
+    labels: &[(&str, &str)],
+    extra: &[(Arc<str>, Arc<str>)],
+    time: u64,
+    value: Option<i64>,
+) {
+    open(buf, FIRST, point_len(labels, extra, value));
     buf.push(TIME);
     buf.extend_from_slice(&time.to_le_bytes());
     if let Some(v) = value {
         buf.push(AS_INT);
         buf.extend_from_slice(&v.to_le_bytes());
     }
-    for (key, value) in labels {
+    let extra = extra.iter().map(|(k, v)| (&**k, &**v));
+    for (key, value) in labels.iter().copied().chain(extra) {
         open(buf, ATTRIBUTE, attribute_body_len(key, value));
         bytes_field(buf, FIRST, key.as_bytes());
         open(buf, SECOND, field_len(value.len()));

@@ -173,6 +173,14 @@ pub(super) fn register(meter: &Meter, shared: &Arc<Shared>) -> Kept {
             "Healthy conditions not exported because their namespace or resource is at its series bound (--max-series-per-namespace, --max-series-per-resource)",
             move |s| s.index().count_refused_by_resource(n),
         ),
+        per_resource_gauge(
+            meter,
+            shared,
+            names::FILTERED,
+            "Condition entries of watched objects left out now by a type filter (--condition-types-allow, --condition-types-deny)",
+            move |s| s.index().count_filtered_by_resource(n),
+        ),
+        filters_gauge(meter, shared),
         per_resource_counter(
             meter,
             shared,
@@ -229,6 +237,31 @@ fn last_list_gauge(meter: &Meter, shared: &Arc<Shared>) -> Box<dyn std::any::Any
                     o.observe(
                         stats.last_list_unix.load(Ordering::Relaxed),
                         &[KeyValue::new("resource", stats.label.clone())],
+                    );
+                }
+            })
+            .build(),
+    )
+}
+
+/// The configured filters: entries per resource and filter (the namespace deny list with an
+/// empty `resource`); no series when nothing is filtered.
+fn filters_gauge(meter: &Meter, shared: &Arc<Shared>) -> Box<dyn std::any::Any + Send + Sync> {
+    let s = shared.clone();
+    Box::new(
+        meter
+            .u64_observable_gauge(names::FILTERS)
+            .with_description(
+                "Configured filters: condition types (per resource) or namespaces left out, by filter",
+            )
+            .with_callback(move |o: &dyn AsyncInstrument<u64>| {
+                for (resource, filter, n) in s.stats.filters.get().into_iter().flatten() {
+                    o.observe(
+                        *n,
+                        &[
+                            KeyValue::new("resource", resource.clone()),
+                            KeyValue::new("filter", *filter),
+                        ],
                     );
                 }
             })

@@ -481,3 +481,129 @@ async fn a_failure_is_logged_once_per_period_and_counted_every_time() {
     );
     assert_eq!(text.matches("recovered").count(), 1, "{text}");
 }
+
+/// Sets the info series' labels of object `name` of resource `r` (its conditions stay).
+fn set_info(h: &Harness, r: u16, name: &str, info: &[(&str, &str)]) {
+    let mut index = h.shared.index_mut();
+    let key = index.key(ResourceId(r), "sei", name);
+    let mut state = (**index.get(&key).unwrap()).clone();
+    state.info = Some(
+        index.info_labels(
+            info.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+    );
+    index.apply(key, state);
+}
+
+/// Issue 21 item 3: the info series carries the copied labels; a changed value sends the
+/// new series and marks the old one stale in the same request (as a condition's pair
+/// flip), and a delete marks it stale.
+#[tokio::test]
+async fn the_info_series_flips_like_a_condition_pair_and_goes_with_its_object() {
+    let mut h = Harness::new(1 << 20);
+    h.set(
+        0,
+        "v",
+        &[("SigningKeyReady", False, "SigningKeyInvalid")],
+        None,
+    );
+    set_info(
+        &h,
+        0,
+        "v",
+        &[("label_chain", "pacific-1"), ("label_team", "infra")],
+    );
+    h.exporter.export(ExportKind::Changes).await;
+    let info = |points: &[Point]| {
+        points
+            .iter()
+            .filter(|p| p.metric == "seinode_labels")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let sent = h.recorder.take().concat();
+    assert_eq!(
+        info(&sent),
+        vec![Point {
+            metric: "seinode_labels".into(),
+            labels: labels(&[
+                ("name", "v"),
+                ("namespace", "sei"),
+                ("label_chain", "pacific-1"),
+                ("label_team", "infra")
+            ]),
+            value: Some(1),
+        }]
+    );
+    set_info(
+        &h,
+        0,
+        "v",
+        &[("label_chain", "pacific-1"), ("label_team", "payments")],
+    );
+    h.exporter.export(ExportKind::Changes).await;
+    let requests = h.recorder.take();
+    assert_eq!(requests.len(), 1, "value and marker in one request");
+    let flip = info(&requests[0]);
+    assert_eq!(flip.len(), 2, "{flip:?}");
+    assert_eq!(flip[0].labels["label_team"], "payments");
+    assert_eq!(flip[0].value, Some(1));
+    assert_eq!(flip[1].labels["label_team"], "infra");
+    assert_eq!(flip[1].value, None, "the old info series is marked stale");
+    h.delete(0, "v");
+    h.exporter.export(ExportKind::Changes).await;
+    let gone = info(&h.recorder.take().concat());
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].labels["label_team"], "payments");
+    assert_eq!(gone[0].value, None);
+}
+
+/// On a shutdown without a successor the info series lingers with the object's troubled
+/// series (a page that joins it keeps its labels) and is marked stale with a healthy
+/// object's; and it never counts against the series bounds.
+#[tokio::test]
+async fn the_info_series_lingers_with_trouble_and_takes_no_room_under_the_bounds() {
+    let mut h = Harness::new(1 << 20);
+    h.set(
+        0,
+        "broken",
+        &[("SigningKeyReady", False, "SigningKeyInvalid")],
+        None,
+    );
+    set_info(&h, 0, "broken", &[("label_team", "infra")]);
+    h.set(
+        0,
+        "fine",
+        &[("SigningKeyReady", True, "SigningKeyValidated")],
+        None,
+    );
+    set_info(&h, 0, "fine", &[("label_team", "infra")]);
+    h.exporter.export(ExportKind::Changes).await;
+    h.recorder.take();
+    h.exporter.export(ExportKind::Retire).await;
+    let last = h.recorder.take().concat();
+    let info_of = |name: &str| {
+        last.iter()
+            .find(|p| p.metric == "seinode_labels" && p.labels["name"] == name)
+            .map(|p| p.value)
+    };
+    assert_eq!(info_of("broken"), Some(Some(1)), "lingers with the page");
+    assert_eq!(
+        info_of("fine"),
+        Some(None),
+        "marked stale with the healthy object"
+    );
+    let index = h.shared.index();
+    let state = index
+        .iter()
+        .find(|(k, _)| &*k.name == "broken")
+        .map(|(_, s)| s.clone())
+        .unwrap();
+    assert_eq!(
+        state.series_count(),
+        2,
+        "status and since; not the info series"
+    );
+}
