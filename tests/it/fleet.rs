@@ -143,12 +143,7 @@ impl Fleet {
         let data = self
             .api("THANOS_RULE_URL", "/api/v1/rules", &[])
             .unwrap_or_else(|e| panic!("Thanos Ruler /api/v1/rules: {e}"));
-        data["groups"]
-            .as_array()
-            .expect("rule groups")
-            .iter()
-            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-            .collect()
+        loaded_rules(&data)
     }
 
     /// The alerts the fleet's webhook receiver was notified of, oldest first.

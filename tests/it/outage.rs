@@ -80,13 +80,7 @@ impl ThisCluster {
         let data = self
             .prometheus("/api/v1/rules", &[("type", "alert")])
             .unwrap_or_else(|e| panic!("rules: {e}"));
-        data["groups"]
-            .as_array()
-            .expect("rule groups")
-            .iter()
-            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-            .find(|r| r["name"] == name)
-            .unwrap_or_else(|| panic!("Prometheus has no alerting rule {name}"))
+        loaded_rule(&data, name)
     }
 
     /// The state (pending, firing) of `alert` about this cluster (and, for the page, this

@@ -39,6 +39,27 @@ pub use seistack::free_port;
 pub use stack::Stack;
 pub use watcher::{rss_kib, run_watcher, Watcher, BIN};
 
+/// Every rule of a `/api/v1/rules` answer's `data` (Prometheus, Thanos Ruler), group by
+/// group, as it reports them (`name`, `query`, `duration`, `keepFiringFor`, `alerts`, ...).
+#[cfg(feature = "stack-tests")]
+pub fn loaded_rules(data: &Value) -> Vec<Value> {
+    data["groups"]
+        .as_array()
+        .expect("rule groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The rule `name` of a `/api/v1/rules` answer's `data`.
+#[cfg(feature = "stack-tests")]
+pub fn loaded_rule(data: &Value, name: &str) -> Value {
+    loaded_rules(data)
+        .into_iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no rule {name} is loaded"))
+}
+
 /// A path in the repository.
 pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)

@@ -236,14 +236,10 @@ impl Scenario {
 
     /// An alerting rule as Prometheus has loaded it (`query`, `duration`, `alerts`, ...).
     pub fn alert_rule(&self, name: &str) -> Value {
-        let data = self.prometheus("/api/v1/rules", &[("type", "alert")]);
-        data["groups"]
-            .as_array()
-            .expect("rule groups")
-            .iter()
-            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-            .find(|r| r["name"] == name)
-            .unwrap_or_else(|| panic!("Prometheus has no alerting rule {name}"))
+        super::loaded_rule(
+            &self.prometheus("/api/v1/rules", &[("type", "alert")]),
+            name,
+        )
     }
 
     /// The raw samples (Unix seconds, value) of the one series a range selector (or a
