@@ -38,7 +38,16 @@ pub enum Ended {
     StreamEnded,
     /// A streaming list was refused with this HTTP status before the first sync.
     StreamingRefused(u16),
+    /// The server ended this many streaming lists in a row before they finished: each one
+    /// must arrive within one watch request (`crate::health::WATCH_TIMEOUT_SECS`), which a
+    /// large enough list, or a slow enough link, never does.
+    StreamingUnfinished(u32),
 }
+
+/// Streaming lists cut short in a row before a streaming watch gives way to paged lists.
+/// Three: one cut short can be a server restart or a dropped connection; three in a row
+/// (about a minute and a half) is a list that does not fit in one watch.
+pub const STREAMING_UNFINISHED_LIMIT: u32 = 3;
 
 /// Drives one watch stream into the index. With `streaming`, returns early if the API
 /// server refuses the streaming list before the first sync (400 or 422: the request's
@@ -48,9 +57,23 @@ where
     S: futures::Stream<Item = Result<Event<ObjectView>, watcher::Error>>,
 {
     let mut stream = std::pin::pin!(stream);
+    // Lists begun (`Init`) and not finished (`InitDone`) in a row.
+    let mut unfinished = 0;
     while let Some(item) = stream.next().await {
         match item {
-            Ok(event) => handler.handle_event(event),
+            Ok(event) => {
+                match event {
+                    Event::Init => unfinished += 1,
+                    Event::InitDone => unfinished = 0,
+                    _ => {}
+                }
+                // A new list begun while the last `STREAMING_UNFINISHED_LIMIT` never ended:
+                // paged lists instead, before this one starts over again.
+                if streaming && unfinished > STREAMING_UNFINISHED_LIMIT {
+                    return Ended::StreamingUnfinished(unfinished - 1);
+                }
+                handler.handle_event(event)
+            }
             Err(error) => {
                 if streaming
                     && !handler.synced_once

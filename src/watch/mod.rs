@@ -203,7 +203,8 @@ async fn resolve(
 }
 
 /// Watches one scope with the configured list strategy, falling back from a streaming list
-/// to paged lists if the API server refuses streaming.
+/// to paged lists if the API server refuses streaming, or if streaming lists keep ending
+/// before they finish ([`handler::STREAMING_UNFINISHED_LIMIT`]).
 async fn run_scope(
     client: Client,
     config: &WatchConfig,
@@ -242,6 +243,16 @@ async fn run_scope(
                 "the API server refused a streaming list (sendInitialEvents; the WatchList feature \
                  is off on this server, as by default in Kubernetes 1.33 and before 1.32): using \
                  paged lists instead; pass --initial-list paged to skip this attempt"
+            ),
+            Ended::StreamingUnfinished(lists) => warn!(
+                resource = %handler.resource.label,
+                scope = ?handler.scope,
+                lists,
+                watch_timeout_secs = crate::health::WATCH_TIMEOUT_SECS,
+                "the API server ended {lists} streaming lists in a row before they finished (each \
+                 must arrive within one watch request; this list is too large or the link too \
+                 slow for that): using paged lists instead; pass --initial-list paged to skip \
+                 this attempt"
             ),
         }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use kube::runtime::watcher::{self, Event};
 
 use super::errors::{classify, explain};
+use super::handler::STREAMING_UNFINISHED_LIMIT;
 use super::*;
 use crate::conditions::ConditionStatus;
 use crate::resource::{ResourceSpec, WatchedResource};
@@ -349,6 +350,43 @@ async fn a_refused_streaming_list_ends_the_watch_for_the_fallback() {
             (Ended::StreamingRefused(code), 1)
         );
     }
+}
+
+/// Issue 19 item 9: at 100,000 SeiNodes the streaming list outlasted the 30-second watch
+/// request every time, so the watch began it again forever: never ready, and never an end
+/// of list to drop deleted objects. Three lists cut short in a row give way to paged lists;
+/// fewer, or a list that finishes in between, do not; a paged watch never falls back.
+#[tokio::test]
+async fn streaming_lists_that_never_finish_give_way_to_paged_lists() {
+    let apply = || Ok(Event::InitApply(object("sei", "a", Some("True"))));
+    let cut = |n: usize| -> Events {
+        (0..n)
+            .flat_map(|_| vec![Ok(Event::Init), apply()])
+            .collect()
+    };
+    let (ended, shared) = run_watch(cut(4), true).await;
+    assert_eq!(
+        ended,
+        Ended::StreamingUnfinished(STREAMING_UNFINISHED_LIMIT)
+    );
+    assert_eq!(
+        shared
+            .stats
+            .resource(ResourceId(0))
+            .watch_events
+            .get(WatchEvent::Init),
+        u64::from(STREAMING_UNFINISHED_LIMIT),
+        "the fourth list is left to the paged watch"
+    );
+    assert_eq!(run_watch(cut(3), true).await.0, Ended::StreamEnded);
+    let mut finished_between = cut(2);
+    finished_between.push(Ok(Event::InitDone));
+    finished_between.extend(cut(3));
+    assert_eq!(
+        run_watch(finished_between, true).await.0,
+        Ended::StreamEnded
+    );
+    assert_eq!(run_watch(cut(10), false).await.0, Ended::StreamEnded);
 }
 
 #[tokio::test]
