@@ -455,6 +455,38 @@ fn helm_template_with_other_values() {
         json!({"secretName": "otel-collector-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]})
     );
 
+    // The same over OTLP/HTTP: the overlays secure both of the receiver's protocols
+    // (tests/it/otlp_http.rs sends over mTLS and with a token to them), so the chart takes
+    // them with http/protobuf too (it refused them once).
+    let objects = by_key(render(&[
+        "--set",
+        "collector.tls.secretName=otel-collector-tls,collector.tls.requireClientCert=true",
+        "--set",
+        "collector.tokenSecret=otel-collector-token,otlp.bearerTokenSecret.name=otel-collector-token",
+        "--set",
+        "otlp.tls.clientSecret.name=scw-otlp-client,otlp.protocol=http/protobuf",
+    ]));
+    let collector =
+        &object(&objects, "Deployment", ns, "otel-collector")["spec"]["template"]["spec"];
+    assert_eq!(
+        strings(&collector["containers"][0]["args"]),
+        [
+            "--config=/etc/otelcol/collector.yaml",
+            "--config=/etc/otelcol-overlays/tls/receiver-tls.overlay.yaml",
+            "--config=/etc/otelcol-overlays/auth/receiver-auth.overlay.yaml",
+        ]
+    );
+    let deployment = object(&objects, "Deployment", ns, "sei-condition-watcher");
+    let args = strings(&watcher_container(deployment)["args"]);
+    for want in [
+        "--otlp-endpoint=https://otel-collector:4318",
+        "--otlp-protocol=http/protobuf",
+        "--otlp-ca-file=/etc/sei-condition-watcher/otlp-ca/ca.crt",
+        "--otlp-client-cert-file=/etc/sei-condition-watcher/otlp-client/tls.crt",
+    ] {
+        assert!(args.contains(&want), "{want} not in {args:?}");
+    }
+
     // Wrong values are refused with one line that says what to set.
     let chart = repo_path(CHART);
     for (set, says) in [
@@ -466,10 +498,6 @@ fn helm_template_with_other_values() {
         (
             "otlp.tls.caSecret.name=ca",
             "set collector.tls.secretName too",
-        ),
-        (
-            "collector.tls.secretName=t,otlp.protocol=http/protobuf",
-            "configure the collector's OTLP/gRPC receiver only",
         ),
         (
             "otlp.headersSecret.name=h,otlp.bearerTokenSecret.name=t",
