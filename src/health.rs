@@ -33,6 +33,15 @@ pub const RECOVERED_AFTER: Duration = Duration::from_secs(75);
 /// The server-side timeout of each watch request: a healthy watch is re-established at
 /// least this often, so a connection that hangs is noticed.
 pub const WATCH_TIMEOUT_SECS: u32 = 30;
+/// The server-side timeout of the watch request that carries a streaming list (its first
+/// events are every current object, then it goes on as a watch). The whole list must arrive
+/// within one request, and [`WATCH_TIMEOUT_SECS`] is too short for a large one (100,000
+/// SeiNodes take about 80 s here): a list cut short begins again from the start, forever.
+/// A hanging connection is still noticed within kube's idle timeout
+/// (`WATCH_TIMEOUT_SECS` + 5 s without an event), and a quiet watch after the list is ended
+/// by that same idle timeout, not by this one. Ten minutes is client-go's upper bound for a
+/// watch request; at this machine's 1,450 objects/s it is room for about 870,000 objects.
+pub const INITIAL_LIST_TIMEOUT_SECS: u32 = 600;
 /// The client's read timeout: a request (list, watch start, lease renewal) that receives
 /// nothing for this long fails. Longer than [`WATCH_TIMEOUT_SECS`] + kube's 5 s idle margin,
 /// so a quiet healthy watch never trips it.

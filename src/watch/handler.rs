@@ -39,14 +39,15 @@ pub enum Ended {
     /// A streaming list was refused with this HTTP status before the first sync.
     StreamingRefused(u16),
     /// The server ended this many streaming lists in a row before they finished: each one
-    /// must arrive within one watch request (`crate::health::WATCH_TIMEOUT_SECS`), which a
-    /// large enough list, or a slow enough link, never does.
+    /// must arrive within one watch request (`crate::health::INITIAL_LIST_TIMEOUT_SECS`),
+    /// which a large enough list, or a slow enough link, never does.
     StreamingUnfinished(u32),
 }
 
 /// Streaming lists cut short in a row before a streaming watch gives way to paged lists.
-/// Three: one cut short can be a server restart or a dropped connection; three in a row
-/// (about a minute and a half) is a list that does not fit in one watch.
+/// Three: one cut short can be a server restart or a dropped connection; three in a row is
+/// a list that does not fit in one watch request, or a link that drops every list (or a
+/// server that stalls one for kube's idle timeout, 35 s without an event).
 pub const STREAMING_UNFINISHED_LIMIT: u32 = 3;
 
 /// Drives one watch stream into the index. With `streaming`, returns early if the API

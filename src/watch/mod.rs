@@ -248,7 +248,7 @@ async fn run_scope(
                 resource = %handler.resource.label,
                 scope = ?handler.scope,
                 lists,
-                watch_timeout_secs = crate::health::WATCH_TIMEOUT_SECS,
+                initial_list_timeout_secs = crate::health::INITIAL_LIST_TIMEOUT_SECS,
                 "the API server ended {lists} streaming lists in a row before they finished (each \
                  must arrive within one watch request; this list is too large or the link too \
                  slow for that): using paged lists instead; pass --initial-list paged to skip \
