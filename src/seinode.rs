@@ -198,7 +198,8 @@ mod tests {
     fn readiness_mapping_table() {
         use ConditionStatus::*;
         let tls = json!({"secretName": "s"});
-        let cases: Vec<(&str, Value, Result<Option<Verdict>, DecodeError>)> = vec![
+        type Case<'a> = (&'a str, Value, Result<Option<Verdict>, DecodeError>);
+        let cases: Vec<Case> = vec![
             (
                 "true",
                 node(tls.clone(), json!([cond("True", "TLSSecretReady")])),

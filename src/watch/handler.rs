@@ -35,7 +35,7 @@ const PROBLEMS_LOG_BYTES: usize = 2048;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ended {
     /// The stream ended (it does not, in practice: errors are retried).
-    StreamEnded,
+    Stream,
     /// A streaming list was refused with this HTTP status before the first sync.
     StreamingRefused(u16),
     /// The server ended this many streaming lists in a row before they finished: each one
@@ -90,7 +90,7 @@ where
             }
         }
     }
-    Ended::StreamEnded
+    Ended::Stream
 }
 
 /// The state of one watch between events.

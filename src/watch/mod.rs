@@ -225,7 +225,7 @@ async fn run_scope(
         let stream =
             watcher(api.clone(), config.watcher_config(ListStrategy::Stream)).default_backoff();
         match watch_scope(stream, &mut handler, true).await {
-            Ended::StreamEnded => return,
+            Ended::Stream => return,
             // The same server refuses it for every resource: say so once per process.
             Ended::StreamingRefused(code)
                 if STREAMING_REFUSAL_LOGGED.swap(true, Ordering::SeqCst) =>

@@ -378,15 +378,12 @@ async fn streaming_lists_that_never_finish_give_way_to_paged_lists() {
         u64::from(STREAMING_UNFINISHED_LIMIT),
         "the fourth list is left to the paged watch"
     );
-    assert_eq!(run_watch(cut(3), true).await.0, Ended::StreamEnded);
+    assert_eq!(run_watch(cut(3), true).await.0, Ended::Stream);
     let mut finished_between = cut(2);
     finished_between.push(Ok(Event::InitDone));
     finished_between.extend(cut(3));
-    assert_eq!(
-        run_watch(finished_between, true).await.0,
-        Ended::StreamEnded
-    );
-    assert_eq!(run_watch(cut(10), false).await.0, Ended::StreamEnded);
+    assert_eq!(run_watch(finished_between, true).await.0, Ended::Stream);
+    assert_eq!(run_watch(cut(10), false).await.0, Ended::Stream);
 }
 
 #[tokio::test]
@@ -427,7 +424,7 @@ async fn other_errors_and_paged_watches_never_fall_back() {
     ];
     for (case, events, streaming, kind, count) in cases {
         let (ended, counted) = ended_and_errors(events, streaming, kind).await;
-        assert_eq!((ended, counted), (Ended::StreamEnded, count), "{case}");
+        assert_eq!((ended, counted), (Ended::Stream, count), "{case}");
     }
     let line = explain(WatchErrorKind::BadRequest, "seinodes.sei.io", &invalid(400));
     assert!(line.contains("--label-selector"), "{line}");

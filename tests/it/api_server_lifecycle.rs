@@ -336,7 +336,7 @@ fn bad_objects_are_logged_counted_and_skipped() {
             watcher.log_text()
         );
         assert!(
-            lines[0].contains(&ns),
+            lines[0].contains(ns),
             "{name}: the line names the namespace: {}",
             lines[0]
         );

@@ -15,11 +15,11 @@ const ALERT: &str = "SeiNodeSidecarTLSSecretNotReady";
 /// The shipped `for` plus evaluation, notification and export slack.
 const PAGE_WITHIN: Duration = Duration::from_secs(5 * 60 + 90);
 
-/// The webhook notifications about the scenario's namespace, as (status, alert labels,
-/// annotations).
-fn notifications(
-    s: &Scenario,
-) -> Vec<(String, BTreeMap<String, String>, BTreeMap<String, String>)> {
+/// One webhook notification: (status, alert labels, annotations).
+type Notification = (String, BTreeMap<String, String>, BTreeMap<String, String>);
+
+/// The webhook notifications about the scenario's namespace.
+fn notifications(s: &Scenario) -> Vec<Notification> {
     let to_map = |v: &Value| {
         v.as_object()
             .unwrap()

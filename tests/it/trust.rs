@@ -224,9 +224,7 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
         "object series carry the lease's name, the same for every replica"
     );
     assert_eq!(
-        s.query_one(&format!(
-            "sei_condition_watcher_leader{{instance=\"replica-b\"}}"
-        )),
+        s.query_one("sei_condition_watcher_leader{instance=\"replica-b\"}"),
         Some(0.0)
     );
 
@@ -279,11 +277,9 @@ fn two_replicas_survive_a_hanging_leader_and_a_killed_one() {
         Duration::from_secs(120),
         "A's view is healthy again",
         || {
-            s.query_one(&format!(
-                "max_over_time(sei_condition_watcher_leader{{instance=\"replica-a\"}}[20s])"
-            ))
-            .filter(|v| *v == 0.0)
-            .and_then(|_| a.log_text().contains("not leading").then_some(()))
+            s.query_one("max_over_time(sei_condition_watcher_leader{instance=\"replica-a\"}[20s])")
+                .filter(|v| *v == 0.0)
+                .and_then(|_| a.log_text().contains("not leading").then_some(()))
         },
     );
     let active_before = alert_active_at(&s).expect("the page is active");
@@ -530,10 +526,9 @@ fn sigterm_with_fifty_thousand_series_marks_them_all_within_the_deadline() {
     assert!(took <= SHUTDOWN_LIMIT, "exit after {took:?}:\n{text}");
     assert!(!text.contains("did not finish in time"), "{text}");
     // Every series ends at once (markers), not after the 5-minute lookback.
-    let gone = eventually(Duration::from_secs(60), "every series marked stale", || {
+    eventually(Duration::from_secs(60), "every series marked stale", || {
         s.query(&count_series).is_empty().then_some(())
     });
-    let _ = gone;
     s.figure(&format!(
         "SIGTERM with {series} series: markers for all sent, exit after {took:.1?}"
     ));

@@ -165,10 +165,10 @@ mod tests {
     use crate::seinode::Verdict;
     use ConditionStatus::*;
 
-    fn state(
-        conditions: Vec<(&str, ConditionStatus, &str, Option<i64>, Option<i64>)>,
-        tls: Option<(ConditionStatus, &str)>,
-    ) -> ObjectState {
+    /// type, status, reason, lastTransitionTime, observedGeneration
+    type Row<'a> = (&'a str, ConditionStatus, &'a str, Option<i64>, Option<i64>);
+
+    fn state(conditions: Vec<Row>, tls: Option<(ConditionStatus, &str)>) -> ObjectState {
         let mut index = ConditionIndex::new();
         index.state(
             Some(4),
