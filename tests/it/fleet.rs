@@ -84,14 +84,8 @@ impl Fleet {
     /// labels and value of each series.
     pub(crate) fn query(&self, expr: &str, dedup: bool) -> Vec<seistack::Sample> {
         let dedup = if dedup { "true" } else { "false" };
-        let data = self
-            .api(
-                "THANOS_QUERY_URL",
-                "/api/v1/query",
-                &[("query", expr), ("dedup", dedup)],
-            )
-            .unwrap_or_else(|e| panic!("Thanos Query {expr}: {e}"));
-        seistack::vector(expr, &data["result"])
+        self.own
+            .query("THANOS_QUERY_URL", &[("query", expr), ("dedup", dedup)])
     }
 
     /// The values of `label` over the series of a deduplicated instant query, sorted.

@@ -80,6 +80,20 @@ impl OwnStack {
         Ok(body["data"].clone())
     }
 
+    /// An instant query (`params`: the `query` and any other, e.g. Thanos' `dedup`) of the
+    /// Prometheus-style API at `base`: the labels and value of each series; panics naming
+    /// the query if it fails.
+    pub fn query(&self, base: &str, params: &[(&str, &str)]) -> Vec<super::seistack::Sample> {
+        let expr = params
+            .iter()
+            .find(|(k, _)| *k == "query")
+            .map_or("", |(_, v)| *v);
+        let data = self
+            .api(base, "/api/v1/query", params)
+            .unwrap_or_else(|e| panic!("{base} {expr}: {e}"));
+        super::seistack::vector(expr, &data["result"])
+    }
+
     /// The alerts its webhook receiver was notified of (`WEBHOOK_LOG`), oldest first, one
     /// per alert per notification.
     pub fn notifications(&self) -> Vec<Value> {
