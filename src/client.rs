@@ -77,9 +77,13 @@ fn lengthen_streaming_list(mut request: Request<Body>) -> Request<Body> {
             }
         })
         .collect();
+    // The same path with a query of the same characters but digits: it parses as the
+    // original did; were it not to, the request goes as it was.
+    let Ok(path_and_query) = format!("{}?{}", uri.path(), query.join("&")).parse() else {
+        return request;
+    };
     let mut parts = uri.clone().into_parts();
-    // The same path with a query of the same characters: it parses as the original did.
-    parts.path_and_query = format!("{}?{}", uri.path(), query.join("&")).parse().ok();
+    parts.path_and_query = Some(path_and_query);
     if let Ok(uri) = Uri::from_parts(parts) {
         *request.uri_mut() = uri;
     }
