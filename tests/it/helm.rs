@@ -391,100 +391,80 @@ fn helm_template_with_other_values() {
 
     // TLS, mTLS and a token on the bundled collector's receiver (the kustomize components'
     // overlays, mounted the same way), and the watcher sending to it: https://, trusting the
-    // collector Secret's ca.crt alone, with its client certificate and the token.
-    let objects = by_key(render(&[
-        "--set",
-        "collector.tls.secretName=otel-collector-tls,collector.tls.requireClientCert=true",
-        "--set",
-        "collector.tokenSecret=otel-collector-token,otlp.bearerTokenSecret.name=otel-collector-token",
-        "--set",
-        "otlp.tls.clientSecret.name=scw-otlp-client",
-    ]));
-    let ns = "sei-condition-watcher";
-    for (map, file) in [
-        ("otel-collector-tls-overlay", "receiver-tls.overlay.yaml"),
-        ("otel-collector-auth-overlay", "receiver-auth.overlay.yaml"),
-    ] {
-        let overlay = object(&objects, "ConfigMap", ns, map);
-        assert_eq!(
-            overlay["data"][file],
-            read(&format!("otel-config/{file}")).as_str(),
-            "{map}"
-        );
-    }
-    let collector =
-        &object(&objects, "Deployment", ns, "otel-collector")["spec"]["template"]["spec"];
-    assert_eq!(
-        strings(&collector["containers"][0]["args"]),
-        [
-            "--config=/etc/otelcol/collector.yaml",
-            "--config=/etc/otelcol-overlays/tls/receiver-tls.overlay.yaml",
-            "--config=/etc/otelcol-overlays/auth/receiver-auth.overlay.yaml",
-        ]
-    );
-    assert_eq!(
-        json!(collector["containers"][0]["env"].as_array().unwrap()[3..]),
-        json!([
-            {"name": "COLLECTOR_TLS_CERT_FILE", "value": "/etc/otelcol-tls/tls.crt"},
-            {"name": "COLLECTOR_TLS_KEY_FILE", "value": "/etc/otelcol-tls/tls.key"},
-            {"name": "COLLECTOR_TLS_CLIENT_CA_FILE", "value": "/etc/otelcol-tls/ca.crt"},
-        ])
-    );
-    let volumes: Vec<&str> = collector["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        volumes,
-        ["config", "tls", "tls-overlay", "otlp-token", "auth-overlay"]
-    );
-    let deployment = object(&objects, "Deployment", ns, "sei-condition-watcher");
-    let container = watcher_container(deployment);
-    let args = strings(&container["args"]);
-    for want in [
-        "--otlp-endpoint=https://otel-collector:4317",
-        "--otlp-ca-file=/etc/sei-condition-watcher/otlp-ca/ca.crt",
-        "--otlp-client-cert-file=/etc/sei-condition-watcher/otlp-client/tls.crt",
-    ] {
-        assert!(args.contains(&want), "{want} not in {args:?}");
-    }
-    assert_eq!(
-        deployment["spec"]["template"]["spec"]["volumes"][0]["secret"],
-        json!({"secretName": "otel-collector-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]})
-    );
-
-    // The same over OTLP/HTTP: the overlays secure both of the receiver's protocols
+    // collector Secret's ca.crt alone, with its client certificate and the token. The same
+    // over OTLP/HTTP: the overlays secure both of the receiver's protocols
     // (tests/it/otlp_http.rs sends over mTLS and with a token to them), so the chart takes
     // them with http/protobuf too (it refused them once).
-    let objects = by_key(render(&[
-        "--set",
-        "collector.tls.secretName=otel-collector-tls,collector.tls.requireClientCert=true",
-        "--set",
-        "collector.tokenSecret=otel-collector-token,otlp.bearerTokenSecret.name=otel-collector-token",
-        "--set",
-        "otlp.tls.clientSecret.name=scw-otlp-client,otlp.protocol=http/protobuf",
-    ]));
-    let collector =
-        &object(&objects, "Deployment", ns, "otel-collector")["spec"]["template"]["spec"];
-    assert_eq!(
-        strings(&collector["containers"][0]["args"]),
-        [
-            "--config=/etc/otelcol/collector.yaml",
-            "--config=/etc/otelcol-overlays/tls/receiver-tls.overlay.yaml",
-            "--config=/etc/otelcol-overlays/auth/receiver-auth.overlay.yaml",
-        ]
-    );
-    let deployment = object(&objects, "Deployment", ns, "sei-condition-watcher");
-    let args = strings(&watcher_container(deployment)["args"]);
-    for want in [
-        "--otlp-endpoint=https://otel-collector:4318",
-        "--otlp-protocol=http/protobuf",
-        "--otlp-ca-file=/etc/sei-condition-watcher/otlp-ca/ca.crt",
-        "--otlp-client-cert-file=/etc/sei-condition-watcher/otlp-client/tls.crt",
-    ] {
-        assert!(args.contains(&want), "{want} not in {args:?}");
+    let ns = "sei-condition-watcher";
+    for (protocol, port) in [("grpc", 4317), ("http/protobuf", 4318)] {
+        let values = format!("otlp.tls.clientSecret.name=scw-otlp-client,otlp.protocol={protocol}");
+        let objects = by_key(render(&[
+            "--set",
+            "collector.tls.secretName=otel-collector-tls,collector.tls.requireClientCert=true",
+            "--set",
+            "collector.tokenSecret=otel-collector-token,otlp.bearerTokenSecret.name=otel-collector-token",
+            "--set",
+            &values,
+        ]));
+        for (map, file) in [
+            ("otel-collector-tls-overlay", "receiver-tls.overlay.yaml"),
+            ("otel-collector-auth-overlay", "receiver-auth.overlay.yaml"),
+        ] {
+            let overlay = object(&objects, "ConfigMap", ns, map);
+            assert_eq!(
+                overlay["data"][file],
+                read(&format!("otel-config/{file}")).as_str(),
+                "{map}"
+            );
+        }
+        let collector =
+            &object(&objects, "Deployment", ns, "otel-collector")["spec"]["template"]["spec"];
+        assert_eq!(
+            strings(&collector["containers"][0]["args"]),
+            [
+                "--config=/etc/otelcol/collector.yaml",
+                "--config=/etc/otelcol-overlays/tls/receiver-tls.overlay.yaml",
+                "--config=/etc/otelcol-overlays/auth/receiver-auth.overlay.yaml",
+            ]
+        );
+        assert_eq!(
+            json!(collector["containers"][0]["env"].as_array().unwrap()[3..]),
+            json!([
+                {"name": "COLLECTOR_TLS_CERT_FILE", "value": "/etc/otelcol-tls/tls.crt"},
+                {"name": "COLLECTOR_TLS_KEY_FILE", "value": "/etc/otelcol-tls/tls.key"},
+                {"name": "COLLECTOR_TLS_CLIENT_CA_FILE", "value": "/etc/otelcol-tls/ca.crt"},
+            ])
+        );
+        let volumes: Vec<&str> = collector["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            volumes,
+            ["config", "tls", "tls-overlay", "otlp-token", "auth-overlay"]
+        );
+        let deployment = object(&objects, "Deployment", ns, "sei-condition-watcher");
+        let container = watcher_container(deployment);
+        let args = strings(&container["args"]);
+        let endpoint = format!("--otlp-endpoint=https://otel-collector:{port}");
+        for want in [
+            endpoint.as_str(),
+            "--otlp-ca-file=/etc/sei-condition-watcher/otlp-ca/ca.crt",
+            "--otlp-client-cert-file=/etc/sei-condition-watcher/otlp-client/tls.crt",
+        ] {
+            assert!(args.contains(&want), "{protocol}: {want} not in {args:?}");
+        }
+        assert_eq!(
+            args.contains(&"--otlp-protocol=http/protobuf"),
+            protocol == "http/protobuf",
+            "{args:?}"
+        );
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["volumes"][0]["secret"],
+            json!({"secretName": "otel-collector-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]})
+        );
     }
 
     // Wrong values are refused with one line that says what to set.
